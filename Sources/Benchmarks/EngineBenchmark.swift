@@ -1,0 +1,109 @@
+import Engine
+import Foundation
+import Supernet
+
+/// Wall-clock seconds from a monotonic clock.
+func now() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+}
+
+/// Median of a non-empty list.
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    let mid = sorted.count / 2
+    return sorted.count % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2
+}
+
+/// Throughput of the engine on the largest and smallest subnets of a space (`supernet bench engine`).
+///
+/// Every figure is the median of `repeats` timed rounds of about `roundSeconds` each, after a warm-up, on a
+/// randomly initialized supernet (speed does not depend on the weights' values).
+public struct EngineBenchmark {
+    /// The space to measure.
+    public var space: SearchSpace
+    /// Timed rounds per figure.
+    public var repeats = 5
+    /// Target length of one round in seconds.
+    public var roundSeconds = 0.4
+
+    /// Creates a benchmark for `space`.
+    public init(space: SearchSpace) {
+        self.space = space
+    }
+
+    /// Runs every measurement and returns the figures by name (images/s unless the name says otherwise).
+    public func run() -> [String: Double] {
+        let supernet = ElasticSupernet(space: space, seed: 1)
+        var results: [String: Double] = ["threads": Double(Parallel.threadCount)]
+        for (label, arch) in [("largest", space.largest), ("smallest", space.smallest)] {
+            let network = try! SubnetNetwork(supernet.extract(arch))
+            results["\(label)_infer_b1"] = inference(network, batch: 1)
+            results["\(label)_infer_b256"] = inference(network, batch: 256)
+            results["\(label)_macs"] = Double(space.costs(for: arch).macs)
+        }
+        results["largest_train_b128"] = training(supernet, arch: space.largest, batch: 128)
+        results["smallest_train_b128"] = training(supernet, arch: space.smallest, batch: 128)
+        return results
+    }
+
+    private func randomImages(_ count: Int) -> FloatBuffer {
+        var random = SeededRandom(seed: 7)
+        let buffer = FloatBuffer(count: count)
+        for i in 0..<count {
+            buffer[i] = random.nextGaussian()
+        }
+        return buffer
+    }
+
+    /// Times `body` (which processes `items` images per call) and returns the median images/s.
+    private func measure(items: Int, _ body: () -> Void) -> Double {
+        body()
+        let start = now()
+        body()
+        let once = max(now() - start, 1e-6)
+        let calls = max(1, Int(roundSeconds / once))
+        var rates: [Double] = []
+        for _ in 0..<repeats {
+            let t0 = now()
+            for _ in 0..<calls {
+                body()
+            }
+            rates.append(Double(items * calls) / (now() - t0))
+        }
+        return median(rates)
+    }
+
+    private func inference(_ network: SubnetNetwork, batch: Int) -> Double {
+        let pixels = space.imageSize * space.imageSize * space.inputChannels
+        let images = randomImages(batch * pixels)
+        let workspace = InferenceWorkspace()
+        return measure(items: batch) {
+            _ = network.forward(images.pointer, batch: batch, workspace: workspace)
+        }
+    }
+
+    private func training(_ supernet: ElasticSupernet, arch: ArchConfig, batch: Int) -> Double {
+        let pixels = space.imageSize * space.imageSize * space.inputChannels
+        let images = randomImages(batch * pixels)
+        let labels = (0..<batch).map { Int32($0 % space.classes) }
+        let gradient = FloatBuffer(count: batch * space.classes)
+        var random = SeededRandom(seed: 3)
+        let parameters = supernet.parameters
+        return measure(items: batch) {
+            supernet.zeroGradients()
+            let logits = supernet.forward(images.pointer, batch: batch, arch: arch, training: true, random: &random)
+            _ = labels.withUnsafeBufferPointer {
+                Loss.softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: batch,
+                                         classes: space.classes, smoothing: 0.1, logitsGradient: gradient.pointer)
+            }
+            supernet.backward(gradient.pointer)
+            for p in parameters {
+                SGD.nesterovStep(parameters: p.value.pointer, gradients: p.gradient.pointer,
+                                 velocity: p.velocity.pointer, count: p.count, learningRate: 1e-4, momentum: 0.9,
+                                 weightDecay: p.decays ? 4e-5 : 0)
+            }
+        }
+    }
+}

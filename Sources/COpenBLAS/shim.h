@@ -1,0 +1,2 @@
+// OpenBLAS: single-precision GEMM and the thread-count controls. Debian's libopenblas-dev.
+#include <cblas.h>

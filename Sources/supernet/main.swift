@@ -1,0 +1,35 @@
+import CommandLineSupport
+
+let usage = """
+    usage: supernet COMMAND [options]
+      init     --space NAME --out FILE [--seed N]         write a randomly initialized supernet
+      inspect  FILE [--json]                              summarize a .supernet file
+      extract  --model FILE (--arch JSON|--max|--min) --out FILE [--no-recalibrate]
+      eval     --model FILE (--arch JSON|--max|--min) [--json] [--no-recalibrate] [--data DIR]
+      train    --method progressive|sandwich|attentive|slimmable|uniform --out FILE [--epochs N]
+               [--batch-size N] [--lr X] [--seed N] [--threads N] [--data DIR|FILE.safetensors] [--resume CKPT]
+      predict  --model FILE (--arch JSON|--max|--min) [--json]
+      bench    engine [--json] [--threads N]
+    """
+
+let commands: [String: ([String]) throws -> Void] = [
+    "init": initCommand,
+    "inspect": inspectCommand,
+    "extract": extractCommand,
+    "eval": evalCommand,
+    "bench": benchCommand,
+    "train": trainCommand,
+    "predict": predictCommand,
+]
+
+runCommand("supernet") {
+    let arguments = Array(CommandLine.arguments.dropFirst())
+    guard let name = arguments.first, name != "--help", name != "-h", name != "help" else {
+        print(usage)
+        return
+    }
+    guard let command = commands[name] else {
+        throw CommandError.usage("unknown command \(name)", hint: "commands: \(commands.keys.sorted().joined(separator: ", "))")
+    }
+    try command(Array(arguments.dropFirst()))
+}
