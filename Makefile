@@ -10,7 +10,7 @@ export OPENBLAS_CORETYPE ?= Haswell
 DEBIAN_PACKAGES := liblz4-dev libsystemd-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
 
-.PHONY: all deps python-deps build test demo install clean
+.PHONY: all deps python-deps build test lint demo train-default install clean
 
 all: build
 
@@ -28,9 +28,20 @@ $(VENV)/.ready:
 build: deps
 	$(SWIFT) build -c release
 
-## test: every unit and integration test, release-optimized (the engine is too slow unoptimized).
-test: deps python-deps
+## test: the format check, then every unit and integration test, release-optimized (the engine is too slow
+## unoptimized to train in tests).
+test: deps python-deps lint
 	SUPERNET_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+
+## lint: fails when a Swift file drifts from .swift-format.
+lint:
+	swift-format lint --strict --recursive Sources Tests Package.swift
+
+## train-default: reproduces models/fmnist-mbv3.supernet (about two hours on 2 cores; logs in models/train.log).
+train-default: build
+	$(RELEASE_BIN)/supernet train --method sandwich --epochs 15 --seed 0 --epoch-validation 2000 \
+	    --predictor-samples 0 --out models/fmnist-mbv3.supernet --run-dir models/fmnist-mbv3-run
+	$(RELEASE_BIN)/supernet fit-predictor --model models/fmnist-mbv3.supernet --samples 1000
 
 demo: build
 	@scripts/demo.sh "$(RELEASE_BIN)"

@@ -1,6 +1,7 @@
 // swift-tools-version:6.0
 // supernetd: trains weight-sharing supernets and serves specialized subnets over Unix sockets.
-// Layers, each using only the ones above it in this file: C shims → kernels and wire → model → services → executables.
+// Layers, each using only the ones above it in this file:
+// C shims → kernels and wire → model → services → executables.
 import PackageDescription
 
 /// Kernels are compiled for x86-64-v3 (AVX2 + FMA): measured on these machines, see README "Engine".
@@ -10,7 +11,7 @@ let package = Package(
     name: "supernetd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "supernet", targets: ["supernet"]),
+        .executable(name: "supernet", targets: ["supernet"])
     ],
     targets: [
         // C: one shim per system library.

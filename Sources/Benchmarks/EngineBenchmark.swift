@@ -27,6 +27,8 @@ public struct EngineBenchmark {
     public var repeats = 5
     /// Target length of one round in seconds.
     public var roundSeconds = 0.4
+    /// Measure only the figures whose names contain this (profiling one path), all when nil.
+    public var only: String?
 
     /// Creates a benchmark for `space`.
     public init(space: SearchSpace) {
@@ -37,14 +39,17 @@ public struct EngineBenchmark {
     public func run() -> [String: Double] {
         let supernet = ElasticSupernet(space: space, seed: 1)
         var results: [String: Double] = ["threads": Double(Parallel.threadCount)]
+        func wanted(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
         for (label, arch) in [("largest", space.largest), ("smallest", space.smallest)] {
             let network = try! SubnetNetwork(supernet.extract(arch))
-            results["\(label)_infer_b1"] = inference(network, batch: 1)
-            results["\(label)_infer_b256"] = inference(network, batch: 256)
+            for batch in [1, 256] where wanted("\(label)_infer_b\(batch)") {
+                results["\(label)_infer_b\(batch)"] = inference(network, batch: batch)
+            }
             results["\(label)_macs"] = Double(space.costs(for: arch).macs)
+            if wanted("\(label)_train_b128") {
+                results["\(label)_train_b128"] = training(supernet, arch: arch, batch: 128)
+            }
         }
-        results["largest_train_b128"] = training(supernet, arch: space.largest, batch: 128)
-        results["smallest_train_b128"] = training(supernet, arch: space.smallest, batch: 128)
         return results
     }
 
@@ -95,14 +100,16 @@ public struct EngineBenchmark {
             supernet.zeroGradients()
             let logits = supernet.forward(images.pointer, batch: batch, arch: arch, training: true, random: &random)
             _ = labels.withUnsafeBufferPointer {
-                Loss.softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: batch,
-                                         classes: space.classes, smoothing: 0.1, logitsGradient: gradient.pointer)
+                Loss.softmaxCrossEntropy(
+                    logits: logits, labels: $0.baseAddress!, batch: batch,
+                    classes: space.classes, smoothing: 0.1, logitsGradient: gradient.pointer)
             }
             supernet.backward(gradient.pointer)
             for p in parameters {
-                SGD.nesterovStep(parameters: p.value.pointer, gradients: p.gradient.pointer,
-                                 velocity: p.velocity.pointer, count: p.count, learningRate: 1e-4, momentum: 0.9,
-                                 weightDecay: p.decays ? 4e-5 : 0)
+                SGD.nesterovStep(
+                    parameters: p.value.pointer, gradients: p.gradient.pointer,
+                    velocity: p.velocity.pointer, count: p.count, learningRate: 1e-4, momentum: 0.9,
+                    weightDecay: p.decays ? 4e-5 : 0)
             }
         }
     }

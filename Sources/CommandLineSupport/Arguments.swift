@@ -108,14 +108,17 @@ public struct Arguments {
             return fallback
         }
         guard let value = Int(text), range.contains(value) else {
-            throw CommandError.usage("--\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), "
-                                     + "got \(text)", hint: hint)
+            throw CommandError.usage(
+                "--\(name) must be an integer in \(range.lowerBound)...\(range.upperBound), "
+                    + "got \(text)", hint: hint)
         }
         return value
     }
 
     /// A floating-point option that must be finite and satisfy `valid`, or `fallback` when absent.
-    public func number(_ name: String, default fallback: Double?, valid: (Double) -> Bool = { _ in true })
+    public func number(
+        _ name: String, default fallback: Double?, valid: (Double) -> Bool = { _ in true }
+    )
         throws -> Double?
     {
         guard let text = values[name] else {

@@ -72,8 +72,10 @@ public struct SHA256: Sendable {
         copy.totalBytes = 0
         tail.withUnsafeBytes { copy.update($0) }
         precondition(copy.pending.isEmpty, "SHA-256 padding must end on a block boundary")
-        let words = [copy.state.0, copy.state.1, copy.state.2, copy.state.3,
-                     copy.state.4, copy.state.5, copy.state.6, copy.state.7]
+        let words = [
+            copy.state.0, copy.state.1, copy.state.2, copy.state.3,
+            copy.state.4, copy.state.5, copy.state.6, copy.state.7,
+        ]
         var digest: [UInt8] = []
         digest.reserveCapacity(Self.byteCount)
         for word in words {

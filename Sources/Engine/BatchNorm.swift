@@ -151,10 +151,12 @@ public enum BatchNorm {
                     let base = row * channels
                     forEachGroup(channels) { channel, lanes in
                         let index = base + channel
-                        let normalized = (loadPartial(input + index, lanes) - loadPartial(mean + channel, lanes))
+                        let normalized =
+                            (loadPartial(input + index, lanes) - loadPartial(mean + channel, lanes))
                             * loadPartial(invStd + channel, lanes)
                         let centered = loadPartial(outputGradient + index, lanes) - load8(offset + channel)
-                        let gradient = load8(factor + channel)
+                        let gradient =
+                            load8(factor + channel)
                             * centered.addingProduct(-normalized, load8(slope + channel))
                         storePartial(gradient, inputGradient + index, lanes)
                     }

@@ -44,14 +44,17 @@ public enum Elementwise {
                 inputGradient.update(from: outputGradient, count: count)
             }
         case .relu:
-            gradientKernel(ReLUActivation.self, input: input, outputGradient: outputGradient,
-                           inputGradient: inputGradient, count: count)
+            gradientKernel(
+                ReLUActivation.self, input: input, outputGradient: outputGradient,
+                inputGradient: inputGradient, count: count)
         case .hswish:
-            gradientKernel(HSwishActivation.self, input: input, outputGradient: outputGradient,
-                           inputGradient: inputGradient, count: count)
+            gradientKernel(
+                HSwishActivation.self, input: input, outputGradient: outputGradient,
+                inputGradient: inputGradient, count: count)
         case .hsigmoid:
-            gradientKernel(HSigmoidActivation.self, input: input, outputGradient: outputGradient,
-                           inputGradient: inputGradient, count: count)
+            gradientKernel(
+                HSigmoidActivation.self, input: input, outputGradient: outputGradient,
+                inputGradient: inputGradient, count: count)
         }
     }
 
@@ -169,8 +172,9 @@ public enum Elementwise {
                     let offset = base + position * channels
                     forEachGroup(channels) { channel, lanes in
                         let factor = loadPartial(scale + image * channels + channel, lanes)
-                        storePartial(loadPartial(input + offset + channel, lanes) * factor,
-                                     output + offset + channel, lanes)
+                        storePartial(
+                            loadPartial(input + offset + channel, lanes) * factor,
+                            output + offset + channel, lanes)
                     }
                 }
             }
@@ -277,9 +281,11 @@ public enum Elementwise {
                     let top = Vec8(repeating: weightY0)
                     let bottom = Vec8(repeating: weightY1)
                     forEachGroup(channels) { channel, lanes in
-                        let upper = weightX0 * loadPartial(row0 + x0 * channels + channel, lanes)
+                        let upper =
+                            weightX0 * loadPartial(row0 + x0 * channels + channel, lanes)
                             + weightX1 * loadPartial(row0 + x1 * channels + channel, lanes)
-                        let lower = weightX0 * loadPartial(row1 + x0 * channels + channel, lanes)
+                        let lower =
+                            weightX0 * loadPartial(row1 + x0 * channels + channel, lanes)
                             + weightX1 * loadPartial(row1 + x1 * channels + channel, lanes)
                         storePartial(top * upper + bottom * lower, target + ox * channels + channel, lanes)
                     }

@@ -74,7 +74,8 @@ public enum Loss {
             if let studentGradient {
                 let gradient = studentGradient + row * classes
                 for k in 0..<classes {
-                    gradient[k] = (expf(student[k] - studentPartition) - expf(teacher[k] - teacherPartition))
+                    gradient[k] =
+                        (expf(student[k] - studentPartition) - expf(teacher[k] - teacherPartition))
                         * inverseBatch
                 }
             }

@@ -355,7 +355,8 @@ struct StrictJSONParser {
 
     private func duplicateKeyFailure(_ key: String, previous: String) -> SafeTensorsError {
         let sameBytes = Array(key.utf8) == Array(previous.utf8)
-        let how = sameBytes
+        let how =
+            sameBytes
             ? "appears twice"
             : "appears twice under Unicode canonical equivalence (same text, different code points), which this "
                 + "reader cannot tell apart"

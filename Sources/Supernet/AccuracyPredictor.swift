@@ -68,8 +68,9 @@ public final class AccuracyPredictor: @unchecked Sendable {
         }
         for layer in 0..<(widths.count - 1) {
             let (input, output) = (widths[layer], widths[layer + 1])
-            GEMM.multiply(transposeA: false, transposeB: true, m: n, n: output, k: input, alpha: 1, a: current.pointer,
-                          lda: input, b: weights[layer].pointer, ldb: input, beta: 0, c: next.pointer, ldc: output)
+            GEMM.multiply(
+                transposeA: false, transposeB: true, m: n, n: output, k: input, alpha: 1, a: current.pointer,
+                lda: input, b: weights[layer].pointer, ldb: input, beta: 0, c: next.pointer, ldc: output)
             Elementwise.addBias(next.pointer, rows: n, channels: output, bias: biases[layer].pointer)
             if layer < widths.count - 2 {
                 Elementwise.activate(.relu, input: next.pointer, output: next.pointer, count: n * output)
@@ -88,10 +89,14 @@ public final class AccuracyPredictor: @unchecked Sendable {
     public var tensors: [NamedTensor] {
         var out: [NamedTensor] = []
         for layer in 0..<weights.count {
-            out.append(NamedTensor(name: "predictor.fc\(layer).weight", shape: [widths[layer + 1], widths[layer]],
-                                   values: weights[layer].array()))
-            out.append(NamedTensor(name: "predictor.fc\(layer).bias", shape: [widths[layer + 1]],
-                                   values: biases[layer].array()))
+            out.append(
+                NamedTensor(
+                    name: "predictor.fc\(layer).weight", shape: [widths[layer + 1], widths[layer]],
+                    values: weights[layer].array()))
+            out.append(
+                NamedTensor(
+                    name: "predictor.fc\(layer).bias", shape: [widths[layer + 1]],
+                    values: biases[layer].array()))
         }
         out.append(NamedTensor(name: "predictor.base", shape: [1], values: [baseAccuracyPoints]))
         return out
@@ -109,7 +114,7 @@ public final class AccuracyPredictor: @unchecked Sendable {
         var biases: [[Float]] = []
         while let w = byName["predictor.fc\(weights.count).weight"] {
             guard w.shape.count == 2, w.shape[1] == widths.last!,
-                  let b = byName["predictor.fc\(weights.count).bias"], b.shape == [w.shape[0]]
+                let b = byName["predictor.fc\(weights.count).bias"], b.shape == [w.shape[0]]
             else {
                 throw SubnetError(message: "predictor layer \(weights.count) has inconsistent shapes")
             }

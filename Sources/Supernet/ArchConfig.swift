@@ -33,9 +33,10 @@ public struct ArchConfig: Codable, Hashable, Sendable, CustomStringConvertible {
     /// - Throws: `ArchError` naming the bad field and the allowed values.
     public init(json: String, space: SearchSpace) throws {
         guard let data = json.data(using: .utf8),
-              let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+            let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any]
         else {
-            throw ArchError(field: "arch", message: "is not a JSON object like {\"r\":28,\"d\":[4,4,4],\"k\":[…],\"e\":[…]}")
+            throw ArchError(
+                field: "arch", message: "is not a JSON object like {\"r\":28,\"d\":[4,4,4],\"k\":[…],\"e\":[…]}")
         }
         let unknown = Set(object.keys).subtracting(["r", "d", "k", "e"])
         if let extra = unknown.sorted().first {
@@ -65,7 +66,8 @@ public struct ArchConfig: Codable, Hashable, Sendable, CustomStringConvertible {
             throw ArchError(field: "r", message: "= \(resolution); allowed: \(list(space.resolutions))")
         }
         guard depths.count == space.stages.count else {
-            throw ArchError(field: "d", message: "has \(depths.count) entries; needs one per stage (\(space.stages.count))")
+            throw ArchError(
+                field: "d", message: "has \(depths.count) entries; needs one per stage (\(space.stages.count))")
         }
         for (i, d) in depths.enumerated() where !space.depths.contains(d) {
             throw ArchError(field: "d[\(i)]", message: "= \(d); allowed: \(list(space.depths))")
@@ -100,7 +102,8 @@ public struct ArchConfig: Codable, Hashable, Sendable, CustomStringConvertible {
         guard values.count == slots else {
             throw ArchError(
                 field: name,
-                message: "has \(values.count) entries; needs \(slots) (\(space.maxDepth) per stage, inactive ones may be 0)")
+                message:
+                    "has \(values.count) entries; needs \(slots) (\(space.maxDepth) per stage, inactive ones may be 0)")
         }
         for (i, v) in values.enumerated() {
             let active = isActive(slot: i, maxDepth: space.maxDepth)
@@ -121,7 +124,7 @@ public struct ArchConfig: Codable, Hashable, Sendable, CustomStringConvertible {
         }
         // JSON true/false also arrive as NSNumber; their type code is "c" (char).
         guard let number = value as? NSNumber, String(cString: number.objCType) != "c",
-              let exact = Int(exactly: number.doubleValue)
+            let exact = Int(exactly: number.doubleValue)
         else {
             throw ArchError(field: field, message: "must be an integer, got \(value)")
         }

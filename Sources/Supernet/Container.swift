@@ -61,10 +61,14 @@ public struct TrainingRecord: Codable, Hashable, Sendable {
     public var dataset: String
     /// Epochs completed (a checkpoint has fewer than `epochs`).
     public var completedEpochs: Int
+    /// Images held out of the training set for validation (the split is stratified and seeded by `seed`).
+    public var validationCount: Int
 
     /// Creates a record.
-    public init(method: String, epochs: Int, batchSize: Int, learningRate: Double, seed: UInt64, seconds: Double,
-                dataset: String, completedEpochs: Int) {
+    public init(
+        method: String, epochs: Int, batchSize: Int, learningRate: Double, seed: UInt64, seconds: Double,
+        dataset: String, completedEpochs: Int, validationCount: Int
+    ) {
         self.method = method
         self.epochs = epochs
         self.batchSize = batchSize
@@ -73,6 +77,7 @@ public struct TrainingRecord: Codable, Hashable, Sendable {
         self.seconds = seconds
         self.dataset = dataset
         self.completedEpochs = completedEpochs
+        self.validationCount = validationCount
     }
 }
 
@@ -96,8 +101,10 @@ public struct Manifest: Codable, Sendable {
     public var calibrationImages: Int
 
     /// Creates a manifest.
-    public init(space: SearchSpace, normalization: Normalization, training: TrainingRecord? = nil,
-                measured: [MeasuredSubnet]? = nil, predictor: PredictorSummary? = nil, calibrationImages: Int = 0) {
+    public init(
+        space: SearchSpace, normalization: Normalization, training: TrainingRecord? = nil,
+        measured: [MeasuredSubnet]? = nil, predictor: PredictorSummary? = nil, calibrationImages: Int = 0
+    ) {
         self.space = space
         self.normalization = normalization
         self.training = training
@@ -150,8 +157,10 @@ public struct SupernetFile {
     }
 
     /// Wraps a network with a manifest and no extras.
-    public init(manifest: Manifest, network: ElasticSupernet, calibrationImages: [UInt8] = [],
-                extras: [NamedTensor] = []) {
+    public init(
+        manifest: Manifest, network: ElasticSupernet, calibrationImages: [UInt8] = [],
+        extras: [NamedTensor] = []
+    ) {
         self.manifest = manifest
         self.network = network
         self.calibrationImages = calibrationImages
@@ -164,12 +173,16 @@ public struct SupernetFile {
         let file = try SafeTensorsFile(contentsOf: path)
         let metadata = file.metadata
         guard metadata["format"] == Manifest.format else {
-            throw ModelFileError(path: path, message: "not a supernet file (metadata format is "
-                                 + "\(metadata["format"].map { "\"\($0)\"" } ?? "missing"), expected \"supernet\")")
+            throw ModelFileError(
+                path: path,
+                message: "not a supernet file (metadata format is "
+                    + "\(metadata["format"].map { "\"\($0)\"" } ?? "missing"), expected \"supernet\")")
         }
         guard metadata["format_version"] == String(Manifest.formatVersion) else {
-            throw ModelFileError(path: path, message: "format version \(metadata["format_version"] ?? "missing") "
-                                 + "is not supported (this build reads version \(Manifest.formatVersion))")
+            throw ModelFileError(
+                path: path,
+                message: "format version \(metadata["format_version"] ?? "missing") "
+                    + "is not supported (this build reads version \(Manifest.formatVersion))")
         }
         guard let json = metadata["manifest"]?.data(using: .utf8) else {
             throw ModelFileError(path: path, message: "metadata has no manifest")
@@ -189,7 +202,8 @@ public struct SupernetFile {
     }
 
     private static func load(_ network: ElasticSupernet, from file: SafeTensorsFile, path: String) throws {
-        let named: [(String, [Int], FloatBuffer)] = network.parameters.map { ($0.name, $0.shape, $0.value) }
+        let named: [(String, [Int], FloatBuffer)] =
+            network.parameters.map { ($0.name, $0.shape, $0.value) }
             + network.state.map { ($0.name, $0.shape, $0.buffer) }
         for (name, shape, buffer) in named {
             guard let info = file[name] else {
@@ -220,8 +234,9 @@ public struct SupernetFile {
         manifest.calibrationImages = calibrationCount
         if calibrationCount > 0 {
             let s = manifest.space
-            try writer.add(name: Self.calibrationTensor, uint8: calibrationImages,
-                           shape: [calibrationCount, s.imageSize, s.imageSize, s.inputChannels])
+            try writer.add(
+                name: Self.calibrationTensor, uint8: calibrationImages,
+                shape: [calibrationCount, s.imageSize, s.imageSize, s.inputChannels])
         }
         writer.metadata = [
             "format": Manifest.format,
@@ -279,10 +294,10 @@ extension Subnet {
         }
         let decoder = JSONDecoder()
         guard let spaceJSON = metadata["space"]?.data(using: .utf8),
-              let space = try? decoder.decode(SearchSpace.self, from: spaceJSON),
-              let normJSON = metadata["normalization"]?.data(using: .utf8),
-              let normalization = try? decoder.decode(Normalization.self, from: normJSON),
-              let archJSON = metadata["arch"]
+            let space = try? decoder.decode(SearchSpace.self, from: spaceJSON),
+            let normJSON = metadata["normalization"]?.data(using: .utf8),
+            let normalization = try? decoder.decode(Normalization.self, from: normJSON),
+            let archJSON = metadata["arch"]
         else {
             throw ModelFileError(path: path, message: "subnet metadata lacks a valid space, normalization or arch")
         }

@@ -91,36 +91,52 @@ extension SearchSpace {
     public func layers(for arch: ArchConfig) -> [LayerShape] {
         var layers: [LayerShape] = []
         var side = arch.resolution
-        layers.append(LayerShape(operation: .convolution, inputChannels: inputChannels, outputChannels: stemChannels,
-                                 kernel: 3, stride: 1, inputSize: side, outputSize: side, activation: .hswish,
-                                 hidden: 0))
+        layers.append(
+            LayerShape(
+                operation: .convolution, inputChannels: inputChannels, outputChannels: stemChannels,
+                kernel: 3, stride: 1, inputSize: side, outputSize: side, activation: .hswish,
+                hidden: 0))
         for slot in blockSlots where arch.isActive(slot: slot.index, maxDepth: maxDepth) {
             let mid = midChannels(inputChannels: slot.inputChannels, ratio: arch.expandRatios[slot.index])
             let out = SearchSpace.outputSide(side, stride: slot.stride)
-            layers.append(LayerShape(operation: .pointwise, inputChannels: slot.inputChannels, outputChannels: mid,
-                                     kernel: 1, stride: 1, inputSize: side, outputSize: side,
-                                     activation: slot.activation, hidden: 0))
-            layers.append(LayerShape(operation: .depthwise, inputChannels: mid, outputChannels: mid,
-                                     kernel: arch.kernels[slot.index], stride: slot.stride, inputSize: side,
-                                     outputSize: out, activation: slot.activation, hidden: 0))
+            layers.append(
+                LayerShape(
+                    operation: .pointwise, inputChannels: slot.inputChannels, outputChannels: mid,
+                    kernel: 1, stride: 1, inputSize: side, outputSize: side,
+                    activation: slot.activation, hidden: 0))
+            layers.append(
+                LayerShape(
+                    operation: .depthwise, inputChannels: mid, outputChannels: mid,
+                    kernel: arch.kernels[slot.index], stride: slot.stride, inputSize: side,
+                    outputSize: out, activation: slot.activation, hidden: 0))
             if slot.squeezeExcite {
-                layers.append(LayerShape(operation: .squeezeExcite, inputChannels: mid, outputChannels: mid,
-                                         kernel: 1, stride: 1, inputSize: out, outputSize: out,
-                                         activation: .hsigmoid, hidden: seChannels(midChannels: mid)))
+                layers.append(
+                    LayerShape(
+                        operation: .squeezeExcite, inputChannels: mid, outputChannels: mid,
+                        kernel: 1, stride: 1, inputSize: out, outputSize: out,
+                        activation: .hsigmoid, hidden: seChannels(midChannels: mid)))
             }
-            layers.append(LayerShape(operation: .pointwise, inputChannels: mid, outputChannels: slot.outputChannels,
-                                     kernel: 1, stride: 1, inputSize: out, outputSize: out, activation: .none,
-                                     hidden: 0))
+            layers.append(
+                LayerShape(
+                    operation: .pointwise, inputChannels: mid, outputChannels: slot.outputChannels,
+                    kernel: 1, stride: 1, inputSize: out, outputSize: out, activation: .none,
+                    hidden: 0))
             side = out
         }
-        layers.append(LayerShape(operation: .pointwise, inputChannels: finalStageChannels,
-                                 outputChannels: headChannels, kernel: 1, stride: 1, inputSize: side,
-                                 outputSize: side, activation: .hswish, hidden: 0))
-        layers.append(LayerShape(operation: .pool, inputChannels: headChannels, outputChannels: headChannels,
-                                 kernel: side, stride: 1, inputSize: side, outputSize: 1, activation: .none,
-                                 hidden: 0))
-        layers.append(LayerShape(operation: .linear, inputChannels: headChannels, outputChannels: classes, kernel: 1,
-                                 stride: 1, inputSize: 1, outputSize: 1, activation: .none, hidden: 0))
+        layers.append(
+            LayerShape(
+                operation: .pointwise, inputChannels: finalStageChannels,
+                outputChannels: headChannels, kernel: 1, stride: 1, inputSize: side,
+                outputSize: side, activation: .hswish, hidden: 0))
+        layers.append(
+            LayerShape(
+                operation: .pool, inputChannels: headChannels, outputChannels: headChannels,
+                kernel: side, stride: 1, inputSize: side, outputSize: 1, activation: .none,
+                hidden: 0))
+        layers.append(
+            LayerShape(
+                operation: .linear, inputChannels: headChannels, outputChannels: classes, kernel: 1,
+                stride: 1, inputSize: 1, outputSize: 1, activation: .none, hidden: 0))
         return layers
     }
 
@@ -158,7 +174,8 @@ extension SearchSpace {
             channels = slot.outputChannels
         }
         let headOut = f * side * side * headChannels
-        return max(peak, f * side * side * channels + headOut, headOut + f * headChannels,
-                   f * (headChannels + classes))
+        return max(
+            peak, f * side * side * channels + headOut, headOut + f * headChannels,
+            f * (headChannels + classes))
     }
 }

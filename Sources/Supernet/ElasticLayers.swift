@@ -46,14 +46,16 @@ final class PointwiseUnit {
         outChannels = outputs
         let count = rows * outputs
         let conv = store.convOutput.reserve(count)
-        GEMM.multiply(transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
-                      a: x, lda: inputs, b: weight.value.pointer, ldb: maxInput, beta: 0, c: conv, ldc: outputs)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
+            a: x, lda: inputs, b: weight.value.pointer, ldb: maxInput, beta: 0, c: conv, ldc: outputs)
 
         norm.prepare(input: conv, rows: rows, channels: outputs, training: training)
         let y = store.output.reserve(count)
         let keep = training && activation != .none ? store.preActivation.reserve(count) : nil
-        BatchNorm.apply(input: conv, rows: rows, channels: outputs, scale: norm.scale.pointer,
-                        shift: norm.shift.pointer, activation: activation, preActivation: keep, output: y)
+        BatchNorm.apply(
+            input: conv, rows: rows, channels: outputs, scale: norm.scale.pointer,
+            shift: norm.shift.pointer, activation: activation, preActivation: keep, output: y)
         return y
     }
 
@@ -65,29 +67,35 @@ final class PointwiseUnit {
         if activation == .none {
             dz.update(from: dy, count: count)
         } else {
-            Elementwise.activationBackward(activation, input: store.preActivation.reserve(count),
-                                           outputGradient: dy, inputGradient: dz, count: count)
+            Elementwise.activationBackward(
+                activation, input: store.preActivation.reserve(count),
+                outputGradient: dy, inputGradient: dz, count: count)
         }
 
-        BatchNorm.backward(outputGradient: dz, input: conv, rows: rows, channels: outChannels,
-                           mean: norm.mean.pointer, invStd: norm.invStd.pointer, gamma: norm.gamma.value.pointer,
-                           inputGradient: dz, gammaGradient: norm.gamma.gradient.pointer,
-                           betaGradient: norm.beta.gradient.pointer)
+        BatchNorm.backward(
+            outputGradient: dz, input: conv, rows: rows, channels: outChannels,
+            mean: norm.mean.pointer, invStd: norm.invStd.pointer, gamma: norm.gamma.value.pointer,
+            inputGradient: dz, gammaGradient: norm.gamma.gradient.pointer,
+            betaGradient: norm.beta.gradient.pointer)
 
-        GEMM.multiply(transposeA: true, transposeB: false, m: outChannels, n: inChannels, k: rows, alpha: 1,
-                      a: dz, lda: outChannels, b: input!, ldb: inChannels, beta: 1,
-                      c: weight.gradient.pointer, ldc: maxInput)
+        GEMM.multiply(
+            transposeA: true, transposeB: false, m: outChannels, n: inChannels, k: rows, alpha: 1,
+            a: dz, lda: outChannels, b: input!, ldb: inChannels, beta: 1,
+            c: weight.gradient.pointer, ldc: maxInput)
         if let dx {
-            GEMM.multiply(transposeA: false, transposeB: false, m: rows, n: inChannels, k: outChannels, alpha: 1,
-                          a: dz, lda: outChannels, b: weight.value.pointer, ldb: maxInput, beta: 0,
-                          c: dx, ldc: inChannels)
+            GEMM.multiply(
+                transposeA: false, transposeB: false, m: rows, n: inChannels, k: outChannels, alpha: 1,
+                a: dz, lda: outChannels, b: weight.value.pointer, ldb: maxInput, beta: 0,
+                c: dx, ldc: inChannels)
         }
     }
 }
 
 /// Copies the centred k×k window of each channel's K×K kernel: src[C × K²] → dst[C × k²].
-func cropKernels(_ src: UnsafePointer<Float>, from big: Int, to small: Int, channels: Int,
-                 into dst: UnsafeMutablePointer<Float>) {
+func cropKernels(
+    _ src: UnsafePointer<Float>, from big: Int, to small: Int, channels: Int,
+    into dst: UnsafeMutablePointer<Float>
+) {
     let offset = (big - small) / 2
     for c in 0..<channels {
         for i in 0..<small {
@@ -99,8 +107,10 @@ func cropKernels(_ src: UnsafePointer<Float>, from big: Int, to small: Int, chan
 }
 
 /// Adds dst's centred k×k window of each channel's K×K kernel: dst[C × K²] += src[C × k²] placed centrally.
-func addCroppedGradient(_ src: UnsafePointer<Float>, from small: Int, to big: Int, channels: Int,
-                        into dst: UnsafeMutablePointer<Float>) {
+func addCroppedGradient(
+    _ src: UnsafePointer<Float>, from small: Int, to big: Int, channels: Int,
+    into dst: UnsafeMutablePointer<Float>
+) {
     let offset = (big - small) / 2
     for c in 0..<channels {
         for i in 0..<small {
@@ -172,9 +182,10 @@ final class ElasticDepthwiseUnit {
             let crop = crops[size]!.pointer
             let level = levels[size]!.pointer
             cropKernels(current, from: currentSize, to: size, channels: channels, into: crop)
-            GEMM.multiply(transposeA: false, transposeB: true, m: channels, n: size * size, k: size * size,
-                          alpha: 1, a: crop, lda: size * size, b: transforms[size]!.value.pointer, ldb: size * size,
-                          beta: 0, c: level, ldc: size * size)
+            GEMM.multiply(
+                transposeA: false, transposeB: true, m: channels, n: size * size, k: size * size,
+                alpha: 1, a: crop, lda: size * size, b: transforms[size]!.value.pointer, ldb: size * size,
+                beta: 0, c: level, ldc: size * size)
             current = UnsafePointer(level)
             currentSize = size
         }
@@ -194,36 +205,43 @@ final class ElasticDepthwiseUnit {
         let outW = SearchSpace.outputSide(width, stride: stride)
         let rows = batch * outH * outW
         let conv = store.convOutput.reserve(rows * channels)
-        Depthwise.forward(input: x, batch: batch, height: height, width: width, channels: channels,
-                          weights: taps.pointer, kernel: kernel, stride: stride, output: conv)
+        Depthwise.forward(
+            input: x, batch: batch, height: height, width: width, channels: channels,
+            weights: taps.pointer, kernel: kernel, stride: stride, output: conv)
 
         norm.prepare(input: conv, rows: rows, channels: channels, training: training)
         let y = store.output.reserve(rows * channels)
         let keep = training ? store.preActivation.reserve(rows * channels) : nil
-        BatchNorm.apply(input: conv, rows: rows, channels: channels, scale: norm.scale.pointer,
-                        shift: norm.shift.pointer, activation: activation, preActivation: keep, output: y)
+        BatchNorm.apply(
+            input: conv, rows: rows, channels: channels, scale: norm.scale.pointer,
+            shift: norm.shift.pointer, activation: activation, preActivation: keep, output: y)
         return (y, outH, outW)
     }
 
     /// Accumulates parameter gradients from dy; writes dx[N, H, W, C].
     func backward(_ dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>) {
         let (batch, height, width, channels, kernel) = shape
-        let rows = batch * SearchSpace.outputSide(height, stride: stride) * SearchSpace.outputSide(width, stride: stride)
+        let rows =
+            batch * SearchSpace.outputSide(height, stride: stride) * SearchSpace.outputSide(width, stride: stride)
         let count = rows * channels
         let dz = store.gradient.reserve(count)
-        Elementwise.activationBackward(activation, input: store.preActivation.reserve(count), outputGradient: dy,
-                                       inputGradient: dz, count: count)
-        BatchNorm.backward(outputGradient: dz, input: store.convOutput.reserve(count), rows: rows,
-                           channels: channels, mean: norm.mean.pointer, invStd: norm.invStd.pointer,
-                           gamma: norm.gamma.value.pointer, inputGradient: dz,
-                           gammaGradient: norm.gamma.gradient.pointer, betaGradient: norm.beta.gradient.pointer)
+        Elementwise.activationBackward(
+            activation, input: store.preActivation.reserve(count), outputGradient: dy,
+            inputGradient: dz, count: count)
+        BatchNorm.backward(
+            outputGradient: dz, input: store.convOutput.reserve(count), rows: rows,
+            channels: channels, mean: norm.mean.pointer, invStd: norm.invStd.pointer,
+            gamma: norm.gamma.value.pointer, inputGradient: dz,
+            gammaGradient: norm.gamma.gradient.pointer, betaGradient: norm.beta.gradient.pointer)
 
-        Depthwise.backwardInput(outputGradient: dz, batch: batch, height: height, width: width, channels: channels,
-                                weights: taps.pointer, kernel: kernel, stride: stride, inputGradient: dx)
+        Depthwise.backwardInput(
+            outputGradient: dz, batch: batch, height: height, width: width, channels: channels,
+            weights: taps.pointer, kernel: kernel, stride: stride, inputGradient: dx)
         tapGradient.zero(kernel * kernel * channels)
-        Depthwise.backwardWeights(input: input!, outputGradient: dz, batch: batch, height: height, width: width,
-                                  channels: channels, kernel: kernel, stride: stride,
-                                  weightGradient: tapGradient.pointer)
+        Depthwise.backwardWeights(
+            input: input!, outputGradient: dz, batch: batch, height: height, width: width,
+            channels: channels, kernel: kernel, stride: stride,
+            weightGradient: tapGradient.pointer)
         let dKernel = levelGradients[kernel]!.pointer
         Elementwise.transpose(tapGradient.pointer, rows: kernel * kernel, columns: channels, destination: dKernel)
         propagateKernelGradient(from: kernel, channels: channels)
@@ -237,21 +255,24 @@ final class ElasticDepthwiseUnit {
             let grad = levelGradients[size]!.pointer
             let matrix = transforms[size]!
             let kk = size * size
-            GEMM.multiply(transposeA: true, transposeB: false, m: kk, n: kk, k: channels, alpha: 1,
-                          a: grad, lda: kk, b: crops[size]!.pointer, ldb: kk, beta: 1,
-                          c: matrix.gradient.pointer, ldc: kk)
+            GEMM.multiply(
+                transposeA: true, transposeB: false, m: kk, n: kk, k: channels, alpha: 1,
+                a: grad, lda: kk, b: crops[size]!.pointer, ldb: kk, beta: 1,
+                c: matrix.gradient.pointer, ldc: kk)
             // The tap gradient is consumed already: reuse it for d crop = dW_k · M.
             let scratch = tapGradient.pointer
-            GEMM.multiply(transposeA: false, transposeB: false, m: channels, n: kk, k: kk, alpha: 1,
-                          a: grad, lda: kk, b: matrix.value.pointer, ldb: kk, beta: 0, c: scratch, ldc: kk)
+            GEMM.multiply(
+                transposeA: false, transposeB: false, m: channels, n: kk, k: kk, alpha: 1,
+                a: grad, lda: kk, b: matrix.value.pointer, ldb: kk, beta: 0, c: scratch, ldc: kk)
             let parentGradient = levelGradients[parent]!.pointer
             parentGradient.update(repeating: 0, count: channels * parent * parent)
             addCroppedGradient(scratch, from: size, to: parent, channels: channels, into: parentGradient)
             size = parent
         }
         let dW = levelGradients[largest]!.pointer
-        Elementwise.add(weight.gradient.pointer, dW, output: weight.gradient.pointer,
-                        count: channels * largest * largest)
+        Elementwise.add(
+            weight.gradient.pointer, dW, output: weight.gradient.pointer,
+            count: channels * largest * largest)
     }
 }
 
@@ -289,7 +310,9 @@ final class ElasticSqueezeExcite {
     var parameters: [Parameter] { [reduceWeight, reduceBias, expandWeight, expandBias] }
 
     /// y[N, S, C] = x · hsigmoid(expand(relu(reduce(mean_S x)))).
-    func forward(_ x: UnsafePointer<Float>, batch: Int, spatial: Int, channels: Int, hidden s: Int)
+    func forward(
+        _ x: UnsafePointer<Float>, batch: Int, spatial: Int, channels: Int, hidden s: Int
+    )
         -> UnsafeMutablePointer<Float>
     {
         input = x
@@ -298,22 +321,25 @@ final class ElasticSqueezeExcite {
         Elementwise.globalAveragePool(input: x, batch: batch, spatial: spatial, channels: channels, output: p)
 
         let h = hidden.reserve(batch * s)
-        GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: s, k: channels, alpha: 1, a: p,
-                      lda: channels, b: reduceWeight.value.pointer, ldb: maxChannels, beta: 0, c: h, ldc: s)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: batch, n: s, k: channels, alpha: 1, a: p,
+            lda: channels, b: reduceWeight.value.pointer, ldb: maxChannels, beta: 0, c: h, ldc: s)
         Elementwise.addBias(h, rows: batch, channels: s, bias: reduceBias.value.pointer)
         let r = hiddenActive.reserve(batch * s)
         Elementwise.activate(.relu, input: h, output: r, count: batch * s)
 
         let g = gatePre.reserve(batch * channels)
-        GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: channels, k: s, alpha: 1, a: r, lda: s,
-                      b: expandWeight.value.pointer, ldb: maxHidden, beta: 0, c: g, ldc: channels)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: batch, n: channels, k: s, alpha: 1, a: r, lda: s,
+            b: expandWeight.value.pointer, ldb: maxHidden, beta: 0, c: g, ldc: channels)
         Elementwise.addBias(g, rows: batch, channels: channels, bias: expandBias.value.pointer)
         let gateValues = gate.reserve(batch * channels)
         Elementwise.activate(.hsigmoid, input: g, output: gateValues, count: batch * channels)
 
         let y = output.reserve(batch * spatial * channels)
-        Elementwise.channelScale(input: x, batch: batch, spatial: spatial, channels: channels, scale: gateValues,
-                                 output: y)
+        Elementwise.channelScale(
+            input: x, batch: batch, spatial: spatial, channels: channels, scale: gateValues,
+            output: y)
         return y
     }
 
@@ -321,34 +347,44 @@ final class ElasticSqueezeExcite {
     func backward(_ dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>) {
         let (batch, spatial, channels, s) = shape
         let dGate = gateGradient.reserve(batch * channels)
-        Elementwise.channelScaleBackward(input: input!, outputGradient: dy, batch: batch, spatial: spatial,
-                                         channels: channels, scale: gate.reserve(batch * channels),
-                                         inputGradient: dx, scaleGradient: dGate)
-        Elementwise.activationBackward(.hsigmoid, input: gatePre.reserve(batch * channels), outputGradient: dGate,
-                                       inputGradient: dGate, count: batch * channels)
+        Elementwise.channelScaleBackward(
+            input: input!, outputGradient: dy, batch: batch, spatial: spatial,
+            channels: channels, scale: gate.reserve(batch * channels),
+            inputGradient: dx, scaleGradient: dGate)
+        Elementwise.activationBackward(
+            .hsigmoid, input: gatePre.reserve(batch * channels), outputGradient: dGate,
+            inputGradient: dGate, count: batch * channels)
 
         let r = hiddenActive.reserve(batch * s)
-        GEMM.multiply(transposeA: true, transposeB: false, m: channels, n: s, k: batch, alpha: 1, a: dGate,
-                      lda: channels, b: r, ldb: s, beta: 1, c: expandWeight.gradient.pointer, ldc: maxHidden)
-        Elementwise.biasGradient(outputGradient: dGate, rows: batch, channels: channels,
-                                 biasGradient: expandBias.gradient.pointer)
+        GEMM.multiply(
+            transposeA: true, transposeB: false, m: channels, n: s, k: batch, alpha: 1, a: dGate,
+            lda: channels, b: r, ldb: s, beta: 1, c: expandWeight.gradient.pointer, ldc: maxHidden)
+        Elementwise.biasGradient(
+            outputGradient: dGate, rows: batch, channels: channels,
+            biasGradient: expandBias.gradient.pointer)
         let dh = hiddenGradient.reserve(batch * s)
-        GEMM.multiply(transposeA: false, transposeB: false, m: batch, n: s, k: channels, alpha: 1, a: dGate,
-                      lda: channels, b: expandWeight.value.pointer, ldb: maxHidden, beta: 0, c: dh, ldc: s)
-        Elementwise.activationBackward(.relu, input: hidden.reserve(batch * s), outputGradient: dh,
-                                       inputGradient: dh, count: batch * s)
+        GEMM.multiply(
+            transposeA: false, transposeB: false, m: batch, n: s, k: channels, alpha: 1, a: dGate,
+            lda: channels, b: expandWeight.value.pointer, ldb: maxHidden, beta: 0, c: dh, ldc: s)
+        Elementwise.activationBackward(
+            .relu, input: hidden.reserve(batch * s), outputGradient: dh,
+            inputGradient: dh, count: batch * s)
 
         let p = pooled.reserve(batch * channels)
-        GEMM.multiply(transposeA: true, transposeB: false, m: s, n: channels, k: batch, alpha: 1, a: dh, lda: s,
-                      b: p, ldb: channels, beta: 1, c: reduceWeight.gradient.pointer, ldc: maxChannels)
-        Elementwise.biasGradient(outputGradient: dh, rows: batch, channels: s, biasGradient: reduceBias.gradient.pointer)
+        GEMM.multiply(
+            transposeA: true, transposeB: false, m: s, n: channels, k: batch, alpha: 1, a: dh, lda: s,
+            b: p, ldb: channels, beta: 1, c: reduceWeight.gradient.pointer, ldc: maxChannels)
+        Elementwise.biasGradient(
+            outputGradient: dh, rows: batch, channels: s, biasGradient: reduceBias.gradient.pointer)
         let dp = pooledGradient.reserve(batch * channels)
-        GEMM.multiply(transposeA: false, transposeB: false, m: batch, n: channels, k: s, alpha: 1, a: dh, lda: s,
-                      b: reduceWeight.value.pointer, ldb: maxChannels, beta: 0, c: dp, ldc: channels)
+        GEMM.multiply(
+            transposeA: false, transposeB: false, m: batch, n: channels, k: s, alpha: 1, a: dh, lda: s,
+            b: reduceWeight.value.pointer, ldb: maxChannels, beta: 0, c: dp, ldc: channels)
 
         let spread = spreadGradient.reserve(batch * spatial * channels)
-        Elementwise.globalAveragePoolBackward(outputGradient: dp, batch: batch, spatial: spatial, channels: channels,
-                                              inputGradient: spread)
+        Elementwise.globalAveragePoolBackward(
+            outputGradient: dp, batch: batch, spatial: spatial, channels: channels,
+            inputGradient: spread)
         Elementwise.add(dx, spread, output: dx, count: batch * spatial * channels)
     }
 }

@@ -26,17 +26,20 @@ final class StemUnit {
         shape = (batch, side, side)
         let rows = batch * side * side
         let conv = store.convOutput.reserve(rows * outputs)
-        let work = scratch.reserve(DenseConv.scratchCount(
-            batch: batch, height: side, width: side, inputChannels: inputs, kernel: kernel, stride: 1, padding: 1))
-        DenseConv.forward(input: x, batch: batch, height: side, width: side, inputChannels: inputs,
-                          weights: weight.value.pointer, bias: nil, outputChannels: outputs, kernel: kernel,
-                          stride: 1, padding: 1, output: conv, scratch: work)
+        let work = scratch.reserve(
+            DenseConv.scratchCount(
+                batch: batch, height: side, width: side, inputChannels: inputs, kernel: kernel, stride: 1, padding: 1))
+        DenseConv.forward(
+            input: x, batch: batch, height: side, width: side, inputChannels: inputs,
+            weights: weight.value.pointer, bias: nil, outputChannels: outputs, kernel: kernel,
+            stride: 1, padding: 1, output: conv, scratch: work)
 
         norm.prepare(input: conv, rows: rows, channels: outputs, training: training)
         let y = store.output.reserve(rows * outputs)
         let keep = training ? store.preActivation.reserve(rows * outputs) : nil
-        BatchNorm.apply(input: conv, rows: rows, channels: outputs, scale: norm.scale.pointer,
-                        shift: norm.shift.pointer, activation: .hswish, preActivation: keep, output: y)
+        BatchNorm.apply(
+            input: conv, rows: rows, channels: outputs, scale: norm.scale.pointer,
+            shift: norm.shift.pointer, activation: .hswish, preActivation: keep, output: y)
         return y
     }
 
@@ -45,18 +48,23 @@ final class StemUnit {
         let rows = batch * height * width
         let count = rows * outputs
         let dz = store.gradient.reserve(count)
-        Elementwise.activationBackward(.hswish, input: store.preActivation.reserve(count), outputGradient: dy,
-                                       inputGradient: dz, count: count)
-        BatchNorm.backward(outputGradient: dz, input: store.convOutput.reserve(count), rows: rows, channels: outputs,
-                           mean: norm.mean.pointer, invStd: norm.invStd.pointer, gamma: norm.gamma.value.pointer,
-                           inputGradient: dz, gammaGradient: norm.gamma.gradient.pointer,
-                           betaGradient: norm.beta.gradient.pointer)
-        let work = scratch.reserve(DenseConv.scratchCount(
-            batch: batch, height: height, width: width, inputChannels: inputs, kernel: kernel, stride: 1, padding: 1))
-        DenseConv.backward(input: input!, outputGradient: dz, batch: batch, height: height, width: width,
-                           inputChannels: inputs, weights: weight.value.pointer, outputChannels: outputs,
-                           kernel: kernel, stride: 1, padding: 1, weightGradient: weight.gradient.pointer,
-                           biasGradient: nil, inputGradient: nil, scratch: work)
+        Elementwise.activationBackward(
+            .hswish, input: store.preActivation.reserve(count), outputGradient: dy,
+            inputGradient: dz, count: count)
+        BatchNorm.backward(
+            outputGradient: dz, input: store.convOutput.reserve(count), rows: rows, channels: outputs,
+            mean: norm.mean.pointer, invStd: norm.invStd.pointer, gamma: norm.gamma.value.pointer,
+            inputGradient: dz, gammaGradient: norm.gamma.gradient.pointer,
+            betaGradient: norm.beta.gradient.pointer)
+        let work = scratch.reserve(
+            DenseConv.scratchCount(
+                batch: batch, height: height, width: width, inputChannels: inputs, kernel: kernel, stride: 1, padding: 1
+            ))
+        DenseConv.backward(
+            input: input!, outputGradient: dz, batch: batch, height: height, width: width,
+            inputChannels: inputs, weights: weight.value.pointer, outputChannels: outputs,
+            kernel: kernel, stride: 1, padding: 1, weightGradient: weight.gradient.pointer,
+            biasGradient: nil, inputGradient: nil, scratch: work)
     }
 }
 
@@ -77,11 +85,14 @@ final class ElasticBlock {
         self.space = space
         let name = "blocks.\(slot.index)"
         let mid = space.midChannels(inputChannels: slot.inputChannels, ratio: space.expandRatios.max()!)
-        expand = PointwiseUnit(name: "\(name).expand", inputs: slot.inputChannels, outputs: mid,
-                               activation: slot.activation)
-        depthwise = ElasticDepthwiseUnit(name: "\(name).dw", channels: mid, kernels: space.kernels,
-                                         stride: slot.stride, activation: slot.activation)
-        squeezeExcite = slot.squeezeExcite
+        expand = PointwiseUnit(
+            name: "\(name).expand", inputs: slot.inputChannels, outputs: mid,
+            activation: slot.activation)
+        depthwise = ElasticDepthwiseUnit(
+            name: "\(name).dw", channels: mid, kernels: space.kernels,
+            stride: slot.stride, activation: slot.activation)
+        squeezeExcite =
+            slot.squeezeExcite
             ? ElasticSqueezeExcite(name: "\(name).se", channels: mid, hidden: space.seChannels(midChannels: mid))
             : nil
         project = PointwiseUnit(name: "\(name).project", inputs: mid, outputs: slot.outputChannels, activation: .none)
@@ -99,14 +110,17 @@ final class ElasticBlock {
     ) -> (output: UnsafeMutablePointer<Float>, height: Int, width: Int) {
         let mid = space.midChannels(inputChannels: slot.inputChannels, ratio: ratio)
         shape = (batch, height, width, mid)
-        let expanded = expand.forward(x, rows: batch * height * width, inputs: slot.inputChannels, outputs: mid,
-                                      training: training)
-        let (dw, outH, outW) = depthwise.forward(expanded, batch: batch, height: height, width: width, channels: mid,
-                                                 kernel: kernel, training: training)
+        let expanded = expand.forward(
+            x, rows: batch * height * width, inputs: slot.inputChannels, outputs: mid,
+            training: training)
+        let (dw, outH, outW) = depthwise.forward(
+            expanded, batch: batch, height: height, width: width, channels: mid,
+            kernel: kernel, training: training)
         var projected = UnsafePointer(dw)
         if let squeezeExcite {
-            projected = UnsafePointer(squeezeExcite.forward(
-                dw, batch: batch, spatial: outH * outW, channels: mid, hidden: space.seChannels(midChannels: mid)))
+            projected = UnsafePointer(
+                squeezeExcite.forward(
+                    dw, batch: batch, spatial: outH * outW, channels: mid, hidden: space.seChannels(midChannels: mid)))
         }
         let rows = batch * outH * outW
         let y = project.forward(projected, rows: rows, inputs: mid, outputs: slot.outputChannels, training: training)
@@ -119,7 +133,8 @@ final class ElasticBlock {
     /// Accumulates parameter gradients from dy; writes dx[N, H, W, in].
     func backward(_ dy: UnsafePointer<Float>, inputGradient dx: UnsafeMutablePointer<Float>) {
         let (batch, height, width, mid) = shape
-        let outRows = batch * SearchSpace.outputSide(height, stride: slot.stride)
+        let outRows =
+            batch * SearchSpace.outputSide(height, stride: slot.stride)
             * SearchSpace.outputSide(width, stride: slot.stride)
         let dMid = midGradient.reserve(outRows * mid)
         project.backward(dy, inputGradient: dMid)
@@ -128,8 +143,10 @@ final class ElasticBlock {
             dDepthwise = midGradient2.reserve(outRows * mid)
             squeezeExcite.backward(dMid, inputGradient: dDepthwise)
         }
-        let dExpanded = dDepthwise == dMid ? midGradient2.reserve(batch * height * width * mid)
-                                           : midGradient.reserve(batch * height * width * mid)
+        let dExpanded =
+            dDepthwise == dMid
+            ? midGradient2.reserve(batch * height * width * mid)
+            : midGradient.reserve(batch * height * width * mid)
         depthwise.backward(dDepthwise, inputGradient: dExpanded)
         expand.backward(dExpanded, inputGradient: dx)
         if slot.residual {
@@ -161,18 +178,22 @@ public final class ElasticSupernet {
     private let headGradient = GrowableBuffer()
     private let pingGradient = GrowableBuffer()
     private let pongGradient = GrowableBuffer()
-    private var pass = (batch: 0, arch: ArchConfig(resolution: 0, depths: [], kernels: [], expandRatios: []),
-                        headSide: 0, dropout: false)
+    private var pass = (
+        batch: 0, arch: ArchConfig(resolution: 0, depths: [], kernels: [], expandRatios: []),
+        headSide: 0, dropout: false
+    )
 
     /// Builds a supernet with He (fan-out) initialization drawn from `seed`.
     public init(space: SearchSpace, seed: UInt64 = 0) {
         self.space = space
         stem = StemUnit(name: "stem", inputs: space.inputChannels, outputs: space.stemChannels)
         blocks = space.blockSlots.map { ElasticBlock(slot: $0, space: space) }
-        head = PointwiseUnit(name: "head", inputs: space.finalStageChannels, outputs: space.headChannels,
-                             activation: .hswish)
-        classifierWeight = Parameter(name: "classifier.weight", shape: [space.classes, space.headChannels],
-                                     decays: true)
+        head = PointwiseUnit(
+            name: "head", inputs: space.finalStageChannels, outputs: space.headChannels,
+            activation: .hswish)
+        classifierWeight = Parameter(
+            name: "classifier.weight", shape: [space.classes, space.headChannels],
+            decays: true)
         classifierBias = Parameter(name: "classifier.bias", shape: [space.classes], decays: false)
         var random = SeededRandom(seed: seed)
         initialize(&random)
@@ -240,8 +261,9 @@ public final class ElasticSupernet {
         if arch.resolution != side {
             let r = arch.resolution
             let out = resized.reserve(batch * r * r * space.inputChannels)
-            Elementwise.resizeBilinear(input: images, batch: batch, height: side, width: side,
-                                       channels: space.inputChannels, outputHeight: r, outputWidth: r, output: out)
+            Elementwise.resizeBilinear(
+                input: images, batch: batch, height: side, width: side,
+                channels: space.inputChannels, outputHeight: r, outputWidth: r, output: out)
             x = UnsafePointer(out)
             side = r
         }
@@ -250,38 +272,43 @@ public final class ElasticSupernet {
         var (height, width) = (side, side)
         for block in blocks where arch.isActive(slot: block.slot.index, maxDepth: space.maxDepth) {
             let i = block.slot.index
-            let step = block.forward(features, batch: batch, height: height, width: width, kernel: arch.kernels[i],
-                                     ratio: arch.expandRatios[i], training: training)
+            let step = block.forward(
+                features, batch: batch, height: height, width: width, kernel: arch.kernels[i],
+                ratio: arch.expandRatios[i], training: training)
             features = UnsafePointer(step.output)
             (height, width) = (step.height, step.width)
         }
         let drop = training && dropout && space.dropout > 0
         pass = (batch, arch, height, drop)
-        return classify(features, batch: batch, spatial: height * width, training: training, dropout: drop,
-                        random: &random)
+        return classify(
+            features, batch: batch, spatial: height * width, training: training, dropout: drop,
+            random: &random)
     }
 
     private func classify(
         _ features: UnsafePointer<Float>, batch: Int, spatial: Int, training: Bool, dropout: Bool,
         random: inout SeededRandom
     ) -> UnsafeMutablePointer<Float> {
-        let headOut = head.forward(features, rows: batch * spatial, inputs: space.finalStageChannels,
-                                   outputs: space.headChannels, training: training)
+        let headOut = head.forward(
+            features, rows: batch * spatial, inputs: space.finalStageChannels,
+            outputs: space.headChannels, training: training)
         let h = space.headChannels
         let p = pooled.reserve(batch * h)
         Elementwise.globalAveragePool(input: headOut, batch: batch, spatial: spatial, channels: h, output: p)
         var classifierInput = UnsafePointer(p)
         if dropout {
             let d = dropped.reserve(batch * h)
-            Elementwise.dropout(input: p, output: d, mask: dropMask.reserve(batch * h), count: batch * h,
-                                rate: space.dropout, random: &random)
+            Elementwise.dropout(
+                input: p, output: d, mask: dropMask.reserve(batch * h), count: batch * h,
+                rate: space.dropout, random: &random)
             classifierInput = UnsafePointer(d)
         }
 
         let out = logits.reserve(batch * space.classes)
-        GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: space.classes, k: h, alpha: 1,
-                      a: classifierInput, lda: h, b: classifierWeight.value.pointer, ldb: h, beta: 0, c: out,
-                      ldc: space.classes)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: batch, n: space.classes, k: h, alpha: 1,
+            a: classifierInput, lda: h, b: classifierWeight.value.pointer, ldb: h, beta: 0, c: out,
+            ldc: space.classes)
         Elementwise.addBias(out, rows: batch, channels: space.classes, bias: classifierBias.value.pointer)
         return out
     }
@@ -292,21 +319,25 @@ public final class ElasticSupernet {
         let h = space.headChannels
         let classes = space.classes
         let classifierInput = dropout ? dropped.reserve(batch * h) : pooled.reserve(batch * h)
-        GEMM.multiply(transposeA: true, transposeB: false, m: classes, n: h, k: batch, alpha: 1, a: logitsGradient,
-                      lda: classes, b: classifierInput, ldb: h, beta: 1, c: classifierWeight.gradient.pointer, ldc: h)
-        Elementwise.biasGradient(outputGradient: logitsGradient, rows: batch, channels: classes,
-                                 biasGradient: classifierBias.gradient.pointer)
+        GEMM.multiply(
+            transposeA: true, transposeB: false, m: classes, n: h, k: batch, alpha: 1, a: logitsGradient,
+            lda: classes, b: classifierInput, ldb: h, beta: 1, c: classifierWeight.gradient.pointer, ldc: h)
+        Elementwise.biasGradient(
+            outputGradient: logitsGradient, rows: batch, channels: classes,
+            biasGradient: classifierBias.gradient.pointer)
         let dPooled = pooledGradient.reserve(batch * h)
-        GEMM.multiply(transposeA: false, transposeB: false, m: batch, n: h, k: classes, alpha: 1, a: logitsGradient,
-                      lda: classes, b: classifierWeight.value.pointer, ldb: h, beta: 0, c: dPooled, ldc: h)
+        GEMM.multiply(
+            transposeA: false, transposeB: false, m: batch, n: h, k: classes, alpha: 1, a: logitsGradient,
+            lda: classes, b: classifierWeight.value.pointer, ldb: h, beta: 0, c: dPooled, ldc: h)
         if dropout {
             Elementwise.multiply(dPooled, dropMask.reserve(batch * h), output: dPooled, count: batch * h)
         }
 
         let spatial = headSide * headSide
         let dHead = headGradient.reserve(batch * spatial * h)
-        Elementwise.globalAveragePoolBackward(outputGradient: dPooled, batch: batch, spatial: spatial, channels: h,
-                                              inputGradient: dHead)
+        Elementwise.globalAveragePoolBackward(
+            outputGradient: dPooled, batch: batch, spatial: spatial, channels: h,
+            inputGradient: dHead)
         let largest = batch * space.imageSize * space.imageSize * maxBlockWidth
         var dy = pingGradient.reserve(largest)
         var dx = pongGradient.reserve(largest)

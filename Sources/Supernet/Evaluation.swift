@@ -29,19 +29,20 @@ extension SubnetNetwork {
         var correct = 0
         // The logits live in the workspace: keep it alive across every use of the returned pointer.
         withExtendedLifetime(workspace) {
-        data.pixels.withUnsafeBufferPointer { all in
-            data.labels.withUnsafeBufferPointer { labels in
-                var start = 0
-                while start < data.count {
-                    let n = min(batchSize, data.count - start)
-                    normalization.apply(all.baseAddress! + start * pixels, count: n * pixels, into: input.pointer)
-                    let logits = forward(input.pointer, batch: n, workspace: workspace)
-                    correct += Loss.correctCount(logits: logits, labels: labels.baseAddress! + start, batch: n,
-                                                 classes: space.classes)
-                    start += n
+            data.pixels.withUnsafeBufferPointer { all in
+                data.labels.withUnsafeBufferPointer { labels in
+                    var start = 0
+                    while start < data.count {
+                        let n = min(batchSize, data.count - start)
+                        normalization.apply(all.baseAddress! + start * pixels, count: n * pixels, into: input.pointer)
+                        let logits = forward(input.pointer, batch: n, workspace: workspace)
+                        correct += Loss.correctCount(
+                            logits: logits, labels: labels.baseAddress! + start, batch: n,
+                            classes: space.classes)
+                        start += n
+                    }
                 }
             }
-        }
         }
         return Double(correct) / Double(data.count)
     }
@@ -50,7 +51,9 @@ extension SubnetNetwork {
 extension SupernetFile {
     /// Cuts out `arch`; recalibrates BatchNorm on the stored calibration images when asked and when the
     /// file has any (else on `fallbackCalibration` when given).
-    public func subnet(_ arch: ArchConfig, recalibrate: Bool, fallbackCalibration: LabelledImages? = nil)
+    public func subnet(
+        _ arch: ArchConfig, recalibrate: Bool, fallbackCalibration: LabelledImages? = nil
+    )
         throws -> Subnet
     {
         let subnet = network.extract(arch)
@@ -58,12 +61,14 @@ extension SupernetFile {
             return subnet
         }
         if calibrationCount > 0 {
-            return try subnet.recalibrated(images: calibrationImages, count: calibrationCount,
-                                           normalization: manifest.normalization)
+            return try subnet.recalibrated(
+                images: calibrationImages, count: calibrationCount,
+                normalization: manifest.normalization)
         }
         if let fallbackCalibration {
-            return try subnet.recalibrated(images: fallbackCalibration.pixels, count: fallbackCalibration.count,
-                                           normalization: manifest.normalization)
+            return try subnet.recalibrated(
+                images: fallbackCalibration.pixels, count: fallbackCalibration.count,
+                normalization: manifest.normalization)
         }
         return subnet
     }

@@ -89,15 +89,18 @@ final class ElasticBatchNorm {
     var parameters: [Parameter] { [gamma, beta] }
 
     var state: [StateTensor] {
-        [StateTensor(name: "\(name).running_mean", shape: [runningMean.count], buffer: runningMean),
-         StateTensor(name: "\(name).running_var", shape: [runningVariance.count], buffer: runningVariance)]
+        [
+            StateTensor(name: "\(name).running_mean", shape: [runningMean.count], buffer: runningMean),
+            StateTensor(name: "\(name).running_var", shape: [runningVariance.count], buffer: runningVariance),
+        ]
     }
 
     /// Computes `scale` and `shift` for the first `channels` channels of `input` ([rows × channels]).
     func prepare(input: UnsafePointer<Float>, rows: Int, channels: Int, training: Bool) {
         if training {
-            BatchNorm.statistics(input: input, rows: rows, channels: channels, mean: mean.pointer,
-                                 variance: invStd.pointer)
+            BatchNorm.statistics(
+                input: input, rows: rows, channels: channels, mean: mean.pointer,
+                variance: invStd.pointer)
             let unbias = rows > 1 ? Float(rows) / Float(rows - 1) : 1
             for c in 0..<channels {
                 let variance = invStd[c]

@@ -98,10 +98,11 @@ public struct SearchSpace: Codable, Hashable, Sendable {
         var channels = stemChannels
         for (s, stage) in stages.enumerated() {
             for position in 0..<maxDepth {
-                slots.append(BlockSlot(
-                    stage: s, position: position, index: s * maxDepth + position, inputChannels: channels,
-                    outputChannels: stage.outputChannels, stride: position == 0 ? stage.firstStride : 1,
-                    activation: stage.activation, squeezeExcite: stage.squeezeExcite))
+                slots.append(
+                    BlockSlot(
+                        stage: s, position: position, index: s * maxDepth + position, inputChannels: channels,
+                        outputChannels: stage.outputChannels, stride: position == 0 ? stage.firstStride : 1,
+                        activation: stage.activation, squeezeExcite: stage.squeezeExcite))
                 channels = stage.outputChannels
             }
         }

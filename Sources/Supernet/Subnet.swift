@@ -48,17 +48,23 @@ extension ElasticSupernet {
     /// (inference mode, running statistics sliced; recalibrate the result for the subnet's own statistics).
     public func extract(_ arch: ArchConfig) -> Subnet {
         var tensors: [NamedTensor] = []
-        tensors += stem.norm.export(weight: stem.weight, weightCount: stem.weight.count, shape: stem.weight.shape,
-                                    channels: space.stemChannels)
+        tensors += stem.norm.export(
+            weight: stem.weight, weightCount: stem.weight.count, shape: stem.weight.shape,
+            channels: space.stemChannels)
         for block in blocks where arch.isActive(slot: block.slot.index, maxDepth: space.maxDepth) {
             tensors += block.export(kernel: arch.kernels[block.slot.index], ratio: arch.expandRatios[block.slot.index])
         }
-        tensors += head.norm.export(weight: head.weight, weightCount: head.weight.count, shape: head.weight.shape,
-                                    channels: space.headChannels)
-        tensors.append(NamedTensor(name: classifierWeight.name, shape: classifierWeight.shape,
-                                   values: classifierWeight.value.array()))
-        tensors.append(NamedTensor(name: classifierBias.name, shape: classifierBias.shape,
-                                   values: classifierBias.value.array()))
+        tensors += head.norm.export(
+            weight: head.weight, weightCount: head.weight.count, shape: head.weight.shape,
+            channels: space.headChannels)
+        tensors.append(
+            NamedTensor(
+                name: classifierWeight.name, shape: classifierWeight.shape,
+                values: classifierWeight.value.array()))
+        tensors.append(
+            NamedTensor(
+                name: classifierBias.name, shape: classifierBias.shape,
+                values: classifierBias.value.array()))
         return Subnet(space: space, arch: arch.canonical(maxDepth: space.maxDepth), tensors: tensors)
     }
 }
@@ -71,10 +77,12 @@ extension ElasticBatchNorm {
     }
 
     func exportNorm(_ channels: Int) -> [NamedTensor] {
-        [NamedTensor(name: gamma.name, shape: [channels], values: gamma.value.array(channels)),
-         NamedTensor(name: beta.name, shape: [channels], values: beta.value.array(channels)),
-         NamedTensor(name: "\(name).running_mean", shape: [channels], values: runningMean.array(channels)),
-         NamedTensor(name: "\(name).running_var", shape: [channels], values: runningVariance.array(channels))]
+        [
+            NamedTensor(name: gamma.name, shape: [channels], values: gamma.value.array(channels)),
+            NamedTensor(name: beta.name, shape: [channels], values: beta.value.array(channels)),
+            NamedTensor(name: "\(name).running_mean", shape: [channels], values: runningMean.array(channels)),
+            NamedTensor(name: "\(name).running_var", shape: [channels], values: runningVariance.array(channels)),
+        ]
     }
 }
 
@@ -94,30 +102,43 @@ extension ElasticBlock {
         let mid = space.midChannels(inputChannels: slot.inputChannels, ratio: ratio)
         let cin = slot.inputChannels
         let cout = slot.outputChannels
-        var tensors = expand.norm.export(weight: expand.weight, weightCount: mid * cin, shape: [mid, cin, 1, 1],
-                                         channels: mid)
+        var tensors = expand.norm.export(
+            weight: expand.weight, weightCount: mid * cin, shape: [mid, cin, 1, 1],
+            channels: mid)
 
-        let kernelValues = Array(UnsafeBufferPointer(
-            start: depthwise.effectiveKernel(size: kernel, channels: mid), count: mid * kernel * kernel))
+        let kernelValues = Array(
+            UnsafeBufferPointer(
+                start: depthwise.effectiveKernel(size: kernel, channels: mid), count: mid * kernel * kernel))
         tensors.append(NamedTensor(name: depthwise.weight.name, shape: [mid, 1, kernel, kernel], values: kernelValues))
         tensors += depthwise.norm.exportNorm(mid)
 
         if let se = squeezeExcite {
             let hidden = space.seChannels(midChannels: mid)
-            tensors.append(NamedTensor(name: se.reduceWeight.name, shape: [hidden, mid, 1, 1],
-                                       values: sliceMatrix(se.reduceWeight.value, stride: se.maxChannels,
-                                                           rows: hidden, columns: mid)))
-            tensors.append(NamedTensor(name: se.reduceBias.name, shape: [hidden],
-                                       values: se.reduceBias.value.array(hidden)))
-            tensors.append(NamedTensor(name: se.expandWeight.name, shape: [mid, hidden, 1, 1],
-                                       values: sliceMatrix(se.expandWeight.value, stride: se.maxHidden,
-                                                           rows: mid, columns: hidden)))
+            tensors.append(
+                NamedTensor(
+                    name: se.reduceWeight.name, shape: [hidden, mid, 1, 1],
+                    values: sliceMatrix(
+                        se.reduceWeight.value, stride: se.maxChannels,
+                        rows: hidden, columns: mid)))
+            tensors.append(
+                NamedTensor(
+                    name: se.reduceBias.name, shape: [hidden],
+                    values: se.reduceBias.value.array(hidden)))
+            tensors.append(
+                NamedTensor(
+                    name: se.expandWeight.name, shape: [mid, hidden, 1, 1],
+                    values: sliceMatrix(
+                        se.expandWeight.value, stride: se.maxHidden,
+                        rows: mid, columns: hidden)))
             tensors.append(NamedTensor(name: se.expandBias.name, shape: [mid], values: se.expandBias.value.array(mid)))
         }
 
-        tensors.append(NamedTensor(name: project.weight.name, shape: [cout, mid, 1, 1],
-                                   values: sliceMatrix(project.weight.value, stride: project.maxInput, rows: cout,
-                                                       columns: mid)))
+        tensors.append(
+            NamedTensor(
+                name: project.weight.name, shape: [cout, mid, 1, 1],
+                values: sliceMatrix(
+                    project.weight.value, stride: project.maxInput, rows: cout,
+                    columns: mid)))
         tensors += project.norm.exportNorm(cout)
         return tensors
     }

@@ -52,8 +52,10 @@ struct StaticConvolution {
     let scale: FloatBuffer
     let shift: FloatBuffer
 
-    init(kind: Kind, name: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, activation: ActivationKind,
-         tensors: TensorLookup) throws {
+    init(
+        kind: Kind, name: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, activation: ActivationKind,
+        tensors: TensorLookup
+    ) throws {
         self.kind = kind
         self.inputs = inputs
         self.outputs = outputs
@@ -65,8 +67,9 @@ struct StaticConvolution {
         if kind == .depthwise {
             let taps = FloatBuffer(count: raw.count)
             raw.withUnsafeBufferPointer {
-                Elementwise.transpose($0.baseAddress!, rows: outputs, columns: kernel * kernel,
-                                      destination: taps.pointer)
+                Elementwise.transpose(
+                    $0.baseAddress!, rows: outputs, columns: kernel * kernel,
+                    destination: taps.pointer)
             }
             weights = taps
         } else {
@@ -80,8 +83,9 @@ struct StaticConvolution {
         scale = FloatBuffer(count: outputs)
         shift = FloatBuffer(count: outputs)
         for c in 0..<outputs {
-            (scale[c], shift[c]) = batchNormAffine(gamma: gamma[c], beta: beta[c], mean: mean[c],
-                                                    variance: variance[c])
+            (scale[c], shift[c]) = batchNormAffine(
+                gamma: gamma[c], beta: beta[c], mean: mean[c],
+                variance: variance[c])
         }
     }
 }
@@ -184,56 +188,71 @@ public final class SubnetNetwork: @unchecked Sendable {
         self.space = space
         self.arch = arch
         let tensors = TensorLookup(subnet.tensors)
-        stem = try StaticConvolution(kind: .stem, name: "stem", inputs: space.inputChannels,
-                                     outputs: space.stemChannels, kernel: 3, stride: 1, activation: .hswish,
-                                     tensors: tensors)
+        stem = try StaticConvolution(
+            kind: .stem, name: "stem", inputs: space.inputChannels,
+            outputs: space.stemChannels, kernel: 3, stride: 1, activation: .hswish,
+            tensors: tensors)
         var blocks: [StaticBlock] = []
         for slot in space.blockSlots where arch.isActive(slot: slot.index, maxDepth: space.maxDepth) {
             blocks.append(try Self.makeBlock(slot, arch: arch, space: space, tensors: tensors))
         }
         self.blocks = blocks
-        head = try StaticConvolution(kind: .pointwise, name: "head", inputs: space.finalStageChannels,
-                                     outputs: space.headChannels, kernel: 1, stride: 1, activation: .hswish,
-                                     tensors: tensors)
-        classifierWeight = FloatBuffer(try tensors.values("classifier.weight",
-                                                          shape: [space.classes, space.headChannels]))
+        head = try StaticConvolution(
+            kind: .pointwise, name: "head", inputs: space.finalStageChannels,
+            outputs: space.headChannels, kernel: 1, stride: 1, activation: .hswish,
+            tensors: tensors)
+        classifierWeight = FloatBuffer(
+            try tensors.values(
+                "classifier.weight",
+                shape: [space.classes, space.headChannels]))
         classifierBias = FloatBuffer(try tensors.values("classifier.bias", shape: [space.classes]))
     }
 
-    private static func makeBlock(_ slot: BlockSlot, arch: ArchConfig, space: SearchSpace, tensors: TensorLookup)
+    private static func makeBlock(
+        _ slot: BlockSlot, arch: ArchConfig, space: SearchSpace, tensors: TensorLookup
+    )
         throws -> StaticBlock
     {
         let name = "blocks.\(slot.index)"
         let mid = space.midChannels(inputChannels: slot.inputChannels, ratio: arch.expandRatios[slot.index])
         let k = arch.kernels[slot.index]
-        let se = slot.squeezeExcite
-            ? try StaticSqueezeExcite(name: "\(name).se", channels: mid, hidden: space.seChannels(midChannels: mid),
-                                      tensors: tensors)
+        let se =
+            slot.squeezeExcite
+            ? try StaticSqueezeExcite(
+                name: "\(name).se", channels: mid, hidden: space.seChannels(midChannels: mid),
+                tensors: tensors)
             : nil
         return StaticBlock(
-            expand: try StaticConvolution(kind: .pointwise, name: "\(name).expand", inputs: slot.inputChannels,
-                                          outputs: mid, kernel: 1, stride: 1, activation: slot.activation,
-                                          tensors: tensors),
-            depthwise: try StaticConvolution(kind: .depthwise, name: "\(name).dw", inputs: mid, outputs: mid,
-                                             kernel: k, stride: slot.stride, activation: slot.activation,
-                                             tensors: tensors),
+            expand: try StaticConvolution(
+                kind: .pointwise, name: "\(name).expand", inputs: slot.inputChannels,
+                outputs: mid, kernel: 1, stride: 1, activation: slot.activation,
+                tensors: tensors),
+            depthwise: try StaticConvolution(
+                kind: .depthwise, name: "\(name).dw", inputs: mid, outputs: mid,
+                kernel: k, stride: slot.stride, activation: slot.activation,
+                tensors: tensors),
             squeezeExcite: se,
-            project: try StaticConvolution(kind: .pointwise, name: "\(name).project", inputs: mid,
-                                           outputs: slot.outputChannels, kernel: 1, stride: 1, activation: .none,
-                                           tensors: tensors),
+            project: try StaticConvolution(
+                kind: .pointwise, name: "\(name).project", inputs: mid,
+                outputs: slot.outputChannels, kernel: 1, stride: 1, activation: .none,
+                tensors: tensors),
             residual: slot.residual)
     }
 
     /// Logits[N × classes] for `batch` normalized images x[N, S, S, C] at the space's image size.
     /// - Warning: the logits live in `workspace`: valid until its next use, and only while it is alive
     ///   (wrap the use in `withExtendedLifetime(workspace)`).
-    public func forward(_ images: UnsafePointer<Float>, batch: Int, workspace: InferenceWorkspace)
+    public func forward(
+        _ images: UnsafePointer<Float>, batch: Int, workspace: InferenceWorkspace
+    )
         -> UnsafeMutablePointer<Float>
     {
         run(images, batch: batch, workspace: workspace, calibration: nil)
     }
 
-    func run(_ images: UnsafePointer<Float>, batch: Int, workspace w: InferenceWorkspace, calibration: CalibrationSums?)
+    func run(
+        _ images: UnsafePointer<Float>, batch: Int, workspace w: InferenceWorkspace, calibration: CalibrationSums?
+    )
         -> UnsafeMutablePointer<Float>
     {
         var x = images
@@ -242,34 +261,40 @@ public final class SubnetNetwork: @unchecked Sendable {
         if arch.resolution != side {
             let r = arch.resolution
             let out = w.resized.reserve(batch * r * r * c0)
-            Elementwise.resizeBilinear(input: images, batch: batch, height: side, width: side, channels: c0,
-                                       outputHeight: r, outputWidth: r, output: out)
+            Elementwise.resizeBilinear(
+                input: images, batch: batch, height: side, width: side, channels: c0,
+                outputHeight: r, outputWidth: r, output: out)
             x = UnsafePointer(out)
             side = r
         }
         let largest = batch * side * side * maxWidth
         var current = w.ping.reserve(largest)
         var next = w.pong.reserve(largest)
-        let stemScratch = w.scratch.reserve(DenseConv.scratchCount(
-            batch: batch, height: side, width: side, inputChannels: c0, kernel: 3, stride: 1, padding: 1))
-        apply(stem, x, batch: batch, height: side, width: side, output: current, scratch: stemScratch,
-              calibration: calibration)
+        let stemScratch = w.scratch.reserve(
+            DenseConv.scratchCount(
+                batch: batch, height: side, width: side, inputChannels: c0, kernel: 3, stride: 1, padding: 1))
+        apply(
+            stem, x, batch: batch, height: side, width: side, output: current, scratch: stemScratch,
+            calibration: calibration)
 
         var height = side
         for block in blocks {
             let outSide = SearchSpace.outputSide(height, stride: block.depthwise.stride)
             let mid = block.expand.outputs
             let e = w.mid1.reserve(batch * height * height * mid)
-            apply(block.expand, current, batch: batch, height: height, width: height, output: e, scratch: nil,
-                  calibration: calibration)
+            apply(
+                block.expand, current, batch: batch, height: height, width: height, output: e, scratch: nil,
+                calibration: calibration)
             let d = w.mid2.reserve(batch * outSide * outSide * mid)
-            apply(block.depthwise, e, batch: batch, height: height, width: height, output: d, scratch: nil,
-                  calibration: calibration)
+            apply(
+                block.depthwise, e, batch: batch, height: height, width: height, output: d, scratch: nil,
+                calibration: calibration)
             if let se = block.squeezeExcite {
                 gate(se, d, batch: batch, spatial: outSide * outSide, workspace: w)
             }
-            apply(block.project, d, batch: batch, height: outSide, width: outSide, output: next, scratch: nil,
-                  calibration: calibration)
+            apply(
+                block.project, d, batch: batch, height: outSide, width: outSide, output: next, scratch: nil,
+                calibration: calibration)
             if block.residual {
                 Elementwise.add(next, current, output: next, count: batch * outSide * outSide * block.project.outputs)
             }
@@ -283,43 +308,52 @@ public final class SubnetNetwork: @unchecked Sendable {
         max(space.stemChannels, space.stages.map(\.outputChannels).max() ?? 0)
     }
 
-    private func classify(_ features: UnsafePointer<Float>, batch: Int, spatial: Int, workspace w: InferenceWorkspace,
-                          calibration: CalibrationSums?) -> UnsafeMutablePointer<Float> {
+    private func classify(
+        _ features: UnsafePointer<Float>, batch: Int, spatial: Int, workspace w: InferenceWorkspace,
+        calibration: CalibrationSums?
+    ) -> UnsafeMutablePointer<Float> {
         let h = head.outputs
         let headOut = w.mid1.reserve(batch * spatial * h)
-        apply(head, features, batch: batch, height: spatial, width: 1, output: headOut, scratch: nil,
-              calibration: calibration)
+        apply(
+            head, features, batch: batch, height: spatial, width: 1, output: headOut, scratch: nil,
+            calibration: calibration)
         let pooled = w.pooled.reserve(batch * h)
         Elementwise.globalAveragePool(input: headOut, batch: batch, spatial: spatial, channels: h, output: pooled)
         let classes = space.classes
         let logits = w.logits.reserve(batch * classes)
-        GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: classes, k: h, alpha: 1, a: pooled, lda: h,
-                      b: classifierWeight.pointer, ldb: h, beta: 0, c: logits, ldc: classes)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: batch, n: classes, k: h, alpha: 1, a: pooled, lda: h,
+            b: classifierWeight.pointer, ldb: h, beta: 0, c: logits, ldc: classes)
         Elementwise.addBias(logits, rows: batch, channels: classes, bias: classifierBias.pointer)
         return logits
     }
 
     /// Convolution + BatchNorm (+ activation): folded statistics, or batch statistics when calibrating.
-    private func apply(_ layer: StaticConvolution, _ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
-                       output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?,
-                       calibration: CalibrationSums?) {
+    private func apply(
+        _ layer: StaticConvolution, _ x: UnsafePointer<Float>, batch: Int, height: Int, width: Int,
+        output: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>?,
+        calibration: CalibrationSums?
+    ) {
         let outH = SearchSpace.outputSide(height, stride: layer.stride)
         let outW = SearchSpace.outputSide(width, stride: layer.stride)
         let rows = batch * outH * outW
         switch layer.kind {
         case .stem:
-            DenseConv.forward(input: x, batch: batch, height: height, width: width, inputChannels: layer.inputs,
-                              weights: layer.weights.pointer, bias: nil, outputChannels: layer.outputs,
-                              kernel: layer.kernel, stride: layer.stride, padding: layer.kernel / 2, output: output,
-                              scratch: scratch!)
+            DenseConv.forward(
+                input: x, batch: batch, height: height, width: width, inputChannels: layer.inputs,
+                weights: layer.weights.pointer, bias: nil, outputChannels: layer.outputs,
+                kernel: layer.kernel, stride: layer.stride, padding: layer.kernel / 2, output: output,
+                scratch: scratch!)
         case .pointwise:
-            GEMM.multiply(transposeA: false, transposeB: true, m: rows, n: layer.outputs, k: layer.inputs, alpha: 1,
-                          a: x, lda: layer.inputs, b: layer.weights.pointer, ldb: layer.inputs, beta: 0, c: output,
-                          ldc: layer.outputs)
+            GEMM.multiply(
+                transposeA: false, transposeB: true, m: rows, n: layer.outputs, k: layer.inputs, alpha: 1,
+                a: x, lda: layer.inputs, b: layer.weights.pointer, ldb: layer.inputs, beta: 0, c: output,
+                ldc: layer.outputs)
         case .depthwise:
-            Depthwise.forward(input: x, batch: batch, height: height, width: width, channels: layer.inputs,
-                              weights: layer.weights.pointer, kernel: layer.kernel, stride: layer.stride,
-                              output: output)
+            Depthwise.forward(
+                input: x, batch: batch, height: height, width: width, channels: layer.inputs,
+                weights: layer.weights.pointer, kernel: layer.kernel, stride: layer.stride,
+                output: output)
         }
 
         var scale = UnsafePointer(layer.scale.pointer)
@@ -329,24 +363,29 @@ public final class SubnetNetwork: @unchecked Sendable {
             scale = UnsafePointer(calibration.mean.pointer)
             shift = UnsafePointer(calibration.variance.pointer)
         }
-        BatchNorm.apply(input: output, rows: rows, channels: layer.outputs, scale: scale, shift: shift,
-                        activation: layer.activation, preActivation: nil, output: output)
+        BatchNorm.apply(
+            input: output, rows: rows, channels: layer.outputs, scale: scale, shift: shift,
+            activation: layer.activation, preActivation: nil, output: output)
     }
 
-    private func gate(_ se: StaticSqueezeExcite, _ x: UnsafeMutablePointer<Float>, batch: Int, spatial: Int,
-                      workspace w: InferenceWorkspace) {
+    private func gate(
+        _ se: StaticSqueezeExcite, _ x: UnsafeMutablePointer<Float>, batch: Int, spatial: Int,
+        workspace w: InferenceWorkspace
+    ) {
         let c = se.channels
         let s = se.hidden
         let pooled = w.pooled.reserve(batch * c)
         Elementwise.globalAveragePool(input: x, batch: batch, spatial: spatial, channels: c, output: pooled)
         let hidden = w.hidden.reserve(batch * s)
-        GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: s, k: c, alpha: 1, a: pooled, lda: c,
-                      b: se.reduceWeight.pointer, ldb: c, beta: 0, c: hidden, ldc: s)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: batch, n: s, k: c, alpha: 1, a: pooled, lda: c,
+            b: se.reduceWeight.pointer, ldb: c, beta: 0, c: hidden, ldc: s)
         Elementwise.addBias(hidden, rows: batch, channels: s, bias: se.reduceBias.pointer)
         Elementwise.activate(.relu, input: hidden, output: hidden, count: batch * s)
         let gate = w.gate.reserve(batch * c)
-        GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: c, k: s, alpha: 1, a: hidden, lda: s,
-                      b: se.expandWeight.pointer, ldb: s, beta: 0, c: gate, ldc: c)
+        GEMM.multiply(
+            transposeA: false, transposeB: true, m: batch, n: c, k: s, alpha: 1, a: hidden, lda: s,
+            b: se.expandWeight.pointer, ldb: s, beta: 0, c: gate, ldc: c)
         Elementwise.addBias(gate, rows: batch, channels: c, bias: se.expandBias.pointer)
         Elementwise.activate(.hsigmoid, input: gate, output: gate, count: batch * c)
         Elementwise.channelScale(input: x, batch: batch, spatial: spatial, channels: c, scale: gate, output: x)
@@ -369,8 +408,9 @@ extension CalibrationSums {
         for i in 0..<c {
             means[index][i] += Double(mean[i]) * Double(rows)
             variances[index][i] += Double(variance[i]) * Double(rows)
-            (mean[i], variance[i]) = batchNormAffine(gamma: layer.gamma[i], beta: layer.beta[i], mean: mean[i],
-                                                      variance: variance[i])
+            (mean[i], variance[i]) = batchNormAffine(
+                gamma: layer.gamma[i], beta: layer.beta[i], mean: mean[i],
+                variance: variance[i])
         }
         index += 1
     }
@@ -384,7 +424,9 @@ extension Subnet {
     /// space's image size): batches of `batchSize` are normalized with their own statistics, as in training,
     /// and each norm's running mean and variance become the averages of its batch means and (biased)
     /// variances. Deterministic: fixed batches, double-precision sums in batch order.
-    public func recalibrated(images: [UInt8], count: Int, normalization: Normalization, batchSize: Int = 200)
+    public func recalibrated(
+        images: [UInt8], count: Int, normalization: Normalization, batchSize: Int = 200
+    )
         throws -> Subnet
     {
         let network = try SubnetNetwork(self)

@@ -265,8 +265,10 @@ public struct EpochBatches: Sendable {
     ) -> Int {
         let samples = size(of: batch)
         let sampleSize = plan.dataset.sampleSize
-        precondition(images.count >= samples * sampleSize, "image buffer holds \(images.count) floats, "
-            + "batch needs \(samples * sampleSize)")
+        precondition(
+            images.count >= samples * sampleSize,
+            "image buffer holds \(images.count) floats, "
+                + "batch needs \(samples * sampleSize)")
         precondition(labels.count >= samples, "label buffer holds \(labels.count), batch needs \(samples)")
         let first = batch * plan.options.batchSize
         let threads = min(plan.options.fillThreads, samples)

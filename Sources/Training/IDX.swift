@@ -295,7 +295,8 @@ public enum IDX {
     private static func expectedSize(_ input: UnsafeRawBufferPointer) -> Int {
         guard input.count >= 18 else { return 0 }
         let end = input.count
-        let size = Int(input[end - 4]) | Int(input[end - 3]) << 8 | Int(input[end - 2]) << 16
+        let size =
+            Int(input[end - 4]) | Int(input[end - 3]) << 8 | Int(input[end - 2]) << 16
             | Int(input[end - 1]) << 24
         return min(size, input.count * 64 + (1 << 20))
     }

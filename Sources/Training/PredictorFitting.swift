@@ -23,8 +23,9 @@ public enum PredictorFitting {
         var result = MeasuredArchitectures(archs: [], accuracies: [])
         for i in 0..<count {
             let arch = space.sample(&random).canonical(maxDepth: space.maxDepth)
-            let subnet = try network.extract(arch).recalibrated(images: calibration, count: calibration.count / pixels,
-                                                                normalization: normalization)
+            let subnet = try network.extract(arch).recalibrated(
+                images: calibration, count: calibration.count / pixels,
+                normalization: normalization)
             result.archs.append(arch)
             result.accuracies.append(try SubnetNetwork(subnet).accuracy(on: validation, normalization: normalization))
             progress(i + 1)
@@ -34,25 +35,34 @@ public enum PredictorFitting {
 
     /// Fits a features → 400 → 400 → 1 ReLU MLP (Adam, mean squared error in accuracy points) on the first
     /// 80% of `data` and reports RMSE and Kendall τ on the held-out 20%.
-    public static func fit(_ data: MeasuredArchitectures, space: SearchSpace, seed: UInt64, epochs: Int = 300)
+    public static func fit(
+        _ data: MeasuredArchitectures, space: SearchSpace, seed: UInt64, epochs: Int = 300
+    )
         -> (predictor: AccuracyPredictor, summary: PredictorSummary)
     {
         let split = data.archs.count * 4 / 5
-        let train = MeasuredArchitectures(archs: Array(data.archs[..<split]),
-                                          accuracies: Array(data.accuracies[..<split]))
+        let train = MeasuredArchitectures(
+            archs: Array(data.archs[..<split]),
+            accuracies: Array(data.accuracies[..<split]))
         let base = Float(train.accuracies.reduce(0, +) / Double(max(train.count, 1)) * 100)
         var mlp = MLP(widths: [AccuracyPredictor.featureCount(space), 400, 400, 1], seed: seed)
-        mlp.train(inputs: features(train.archs, space: space), targets: train.accuracies.map { Float($0 * 100) - base },
-                  epochs: epochs, seed: seed)
-        let predictor = AccuracyPredictor(space: space, widths: mlp.widths, weights: mlp.weights.map { $0.array() },
-                                          biases: mlp.biases.map { $0.array() }, baseAccuracyPoints: base)
+        mlp.train(
+            inputs: features(train.archs, space: space), targets: train.accuracies.map { Float($0 * 100) - base },
+            epochs: epochs, seed: seed)
+        let predictor = AccuracyPredictor(
+            space: space, widths: mlp.widths, weights: mlp.weights.map { $0.array() },
+            biases: mlp.biases.map { $0.array() }, baseAccuracyPoints: base)
         let heldOut = Array(data.archs[split...])
         let truth = Array(data.accuracies[split...])
         let predicted = predictor.predict(heldOut)
         let squared = zip(predicted, truth).map { ($0 - $1) * ($0 - $1) * 10_000 }
         let rmse = (squared.reduce(0, +) / Double(max(squared.count, 1))).squareRoot()
-        return (predictor, PredictorSummary(rmsePoints: rmse, kendallTau: kendallTau(predicted, truth),
-                                            samples: data.archs.count))
+        return (
+            predictor,
+            PredictorSummary(
+                rmsePoints: rmse, kendallTau: kendallTau(predicted, truth),
+                samples: data.archs.count)
+        )
     }
 
     /// One-hot features of every architecture, row-major [n × featureCount].
@@ -133,8 +143,9 @@ struct MLP {
             var start = 0
             while start + batch <= n {
                 for (row, index) in order[start..<(start + batch)].enumerated() {
-                    (activations[0].pointer + row * widths[0]).update(from: inputs.pointer + index * widths[0],
-                                                                     count: widths[0])
+                    (activations[0].pointer + row * widths[0]).update(
+                        from: inputs.pointer + index * widths[0],
+                        count: widths[0])
                 }
                 forward(activations, batch: batch)
                 let out = activations[layers]
@@ -151,13 +162,15 @@ struct MLP {
 
     func forward(_ a: [FloatBuffer], batch: Int) {
         for l in 0..<(widths.count - 1) {
-            GEMM.multiply(transposeA: false, transposeB: true, m: batch, n: widths[l + 1], k: widths[l], alpha: 1,
-                          a: a[l].pointer, lda: widths[l], b: weights[l].pointer, ldb: widths[l], beta: 0,
-                          c: a[l + 1].pointer, ldc: widths[l + 1])
+            GEMM.multiply(
+                transposeA: false, transposeB: true, m: batch, n: widths[l + 1], k: widths[l], alpha: 1,
+                a: a[l].pointer, lda: widths[l], b: weights[l].pointer, ldb: widths[l], beta: 0,
+                c: a[l + 1].pointer, ldc: widths[l + 1])
             Elementwise.addBias(a[l + 1].pointer, rows: batch, channels: widths[l + 1], bias: biases[l].pointer)
             if l < widths.count - 2 {
-                Elementwise.activate(.relu, input: a[l + 1].pointer, output: a[l + 1].pointer,
-                                     count: batch * widths[l + 1])
+                Elementwise.activate(
+                    .relu, input: a[l + 1].pointer, output: a[l + 1].pointer,
+                    count: batch * widths[l + 1])
             }
         }
     }
@@ -173,22 +186,27 @@ struct MLP {
                     d[l + 1][i] = 0
                 }
             }
-            GEMM.multiply(transposeA: true, transposeB: false, m: output, n: input, k: batch, alpha: 1,
-                          a: d[l + 1].pointer, lda: output, b: a[l].pointer, ldb: input, beta: 0,
-                          c: gradients[l].pointer, ldc: input)
+            GEMM.multiply(
+                transposeA: true, transposeB: false, m: output, n: input, k: batch, alpha: 1,
+                a: d[l + 1].pointer, lda: output, b: a[l].pointer, ldb: input, beta: 0,
+                c: gradients[l].pointer, ldc: input)
             gradients[layers + l].zero()
-            Elementwise.biasGradient(outputGradient: d[l + 1].pointer, rows: batch, channels: output,
-                                     biasGradient: gradients[layers + l].pointer)
+            Elementwise.biasGradient(
+                outputGradient: d[l + 1].pointer, rows: batch, channels: output,
+                biasGradient: gradients[layers + l].pointer)
             if l > 0 {
-                GEMM.multiply(transposeA: false, transposeB: false, m: batch, n: input, k: output, alpha: 1,
-                              a: d[l + 1].pointer, lda: output, b: weights[l].pointer, ldb: input, beta: 0,
-                              c: d[l].pointer, ldc: input)
+                GEMM.multiply(
+                    transposeA: false, transposeB: false, m: batch, n: input, k: output, alpha: 1,
+                    a: d[l + 1].pointer, lda: output, b: weights[l].pointer, ldb: input, beta: 0,
+                    c: d[l].pointer, ldc: input)
             }
         }
     }
 
-    func adam(_ parameters: [FloatBuffer], _ gradients: [FloatBuffer],
-              _ moments: [(FloatBuffer, FloatBuffer)], step t: Float) {
+    func adam(
+        _ parameters: [FloatBuffer], _ gradients: [FloatBuffer],
+        _ moments: [(FloatBuffer, FloatBuffer)], step t: Float
+    ) {
         let (lr, beta1, beta2, eps, decay): (Float, Float, Float, Float, Float) = (1e-3, 0.9, 0.999, 1e-8, 1e-5)
         let c1 = 1 - powf(beta1, t)
         let c2 = 1 - powf(beta2, t)

@@ -112,7 +112,8 @@ public struct LineChart: Sendable {
             for run in runs {
                 let coordinates = run.map { frame.position($0) }.map { "\(svgNumber($0.0)),\(svgNumber($0.1))" }
                 if run.count > 1 {
-                    frame.plot += "<polyline points=\"\(coordinates.joined(separator: " "))\" fill=\"none\" "
+                    frame.plot +=
+                        "<polyline points=\"\(coordinates.joined(separator: " "))\" fill=\"none\" "
                         + "stroke=\"\(escapeXML(color))\" stroke-width=\"2\" stroke-linejoin=\"round\"/>\n"
                 }
             }
@@ -120,7 +121,8 @@ public struct LineChart: Sendable {
             if finiteCount <= 40 {
                 for point in runs.joined() {
                     let (x, y) = frame.position(point)
-                    frame.plot += "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"2.5\" "
+                    frame.plot +=
+                        "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"2.5\" "
                         + "fill=\"\(escapeXML(color))\"/>\n"
                 }
             }
@@ -207,7 +209,8 @@ public struct ScatterChart: Sendable {
             let color = escapeXML(frame.color(of: index))
             for point in one.points where point.x.isFinite && point.y.isFinite {
                 let (x, y) = frame.position(point)
-                frame.plot += "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"3.5\" fill=\"\(color)\" "
+                frame.plot +=
+                    "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"3.5\" fill=\"\(color)\" "
                     + "fill-opacity=\"0.75\" stroke=\"white\" stroke-width=\"0.6\"/>\n"
             }
         }
@@ -215,11 +218,13 @@ public struct ScatterChart: Sendable {
             let front = Self.paretoFront(of: series.flatMap(\.points))
             let coordinates = front.map { frame.position($0) }.map { "\(svgNumber($0.0)),\(svgNumber($0.1))" }
             if front.count > 1 {
-                frame.plot += "<polyline points=\"\(coordinates.joined(separator: " "))\" fill=\"none\" "
+                frame.plot +=
+                    "<polyline points=\"\(coordinates.joined(separator: " "))\" fill=\"none\" "
                     + "stroke=\"\(frontColor)\" stroke-width=\"1.8\" stroke-dasharray=\"6 3\"/>\n"
             }
             for (x, y) in front.map({ frame.position($0) }) {
-                frame.plot += "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"4.5\" fill=\"none\" "
+                frame.plot +=
+                    "<circle cx=\"\(svgNumber(x))\" cy=\"\(svgNumber(y))\" r=\"4.5\" fill=\"none\" "
                     + "stroke=\"\(frontColor)\" stroke-width=\"1.4\"/>\n"
             }
         }
@@ -396,11 +401,13 @@ private struct PlotFrame {
 
     func document() -> String {
         var svg = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        svg += "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
+        svg +=
+            "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
             + "viewBox=\"0 0 \(Int(width)) \(Int(height))\" "
             + "font-family=\"DejaVu Sans, Helvetica, Arial, sans-serif\" font-size=\"12\" fill=\"#111827\">\n"
         svg += "<rect x=\"0\" y=\"0\" width=\"\(Int(width))\" height=\"\(Int(height))\" fill=\"white\"/>\n"
-        svg += "<defs><clipPath id=\"plot-area\"><rect x=\"\(svgNumber(left))\" y=\"\(svgNumber(top))\" "
+        svg +=
+            "<defs><clipPath id=\"plot-area\"><rect x=\"\(svgNumber(left))\" y=\"\(svgNumber(top))\" "
             + "width=\"\(svgNumber(right - left))\" height=\"\(svgNumber(bottom - top))\"/></clipPath></defs>\n"
         svg += axes()
         svg += "<g clip-path=\"url(#plot-area)\">\n" + plot + "</g>\n"
@@ -422,21 +429,26 @@ private struct PlotFrame {
             svg += "<line x1=\"\(svgNumber(left))\" y1=\"\(y)\" x2=\"\(svgNumber(right))\" y2=\"\(y)\"/>\n"
         }
         svg += "</g>\n"
-        svg += "<rect x=\"\(svgNumber(left))\" y=\"\(svgNumber(top))\" width=\"\(svgNumber(right - left))\" "
+        svg +=
+            "<rect x=\"\(svgNumber(left))\" y=\"\(svgNumber(top))\" width=\"\(svgNumber(right - left))\" "
             + "height=\"\(svgNumber(bottom - top))\" fill=\"none\" stroke=\"#374151\" stroke-width=\"1\"/>\n"
         svg += "<g font-size=\"11\" fill=\"#374151\">\n"
         for (value, label) in zip(xTicks.values, xLabels) {
             let x = svgNumber(position(PlotPoint(x: value, y: 0)).0)
-            svg += "<line x1=\"\(x)\" y1=\"\(svgNumber(bottom))\" x2=\"\(x)\" y2=\"\(svgNumber(bottom + 5))\" "
+            svg +=
+                "<line x1=\"\(x)\" y1=\"\(svgNumber(bottom))\" x2=\"\(x)\" y2=\"\(svgNumber(bottom + 5))\" "
                 + "stroke=\"#374151\"/>\n"
-            svg += "<text x=\"\(x)\" y=\"\(svgNumber(bottom + 18))\" text-anchor=\"middle\">"
+            svg +=
+                "<text x=\"\(x)\" y=\"\(svgNumber(bottom + 18))\" text-anchor=\"middle\">"
                 + "\(escapeXML(label))</text>\n"
         }
         for (value, label) in zip(yTicks.values, yLabels) {
             let y = position(PlotPoint(x: 0, y: value)).1
-            svg += "<line x1=\"\(svgNumber(left - 5))\" y1=\"\(svgNumber(y))\" x2=\"\(svgNumber(left))\" "
+            svg +=
+                "<line x1=\"\(svgNumber(left - 5))\" y1=\"\(svgNumber(y))\" x2=\"\(svgNumber(left))\" "
                 + "y2=\"\(svgNumber(y))\" stroke=\"#374151\"/>\n"
-            svg += "<text x=\"\(svgNumber(left - 8))\" y=\"\(svgNumber(y + 4))\" text-anchor=\"end\">"
+            svg +=
+                "<text x=\"\(svgNumber(left - 8))\" y=\"\(svgNumber(y + 4))\" text-anchor=\"end\">"
                 + "\(escapeXML(label))</text>\n"
         }
         return svg + "</g>\n"
@@ -446,16 +458,19 @@ private struct PlotFrame {
         var svg = ""
         let centreX = svgNumber((left + right) / 2)
         if !title.isEmpty {
-            svg += "<text x=\"\(centreX)\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">"
+            svg +=
+                "<text x=\"\(centreX)\" y=\"28\" text-anchor=\"middle\" font-size=\"16\" font-weight=\"bold\">"
                 + "\(escapeXML(title))</text>\n"
         }
         if !xTitle.isEmpty {
-            svg += "<text x=\"\(centreX)\" y=\"\(svgNumber(height - 14))\" text-anchor=\"middle\" font-size=\"13\">"
+            svg +=
+                "<text x=\"\(centreX)\" y=\"\(svgNumber(height - 14))\" text-anchor=\"middle\" font-size=\"13\">"
                 + "\(escapeXML(xTitle))</text>\n"
         }
         if !yTitle.isEmpty {
             let centreY = svgNumber((top + bottom) / 2)
-            svg += "<text x=\"18\" y=\"\(centreY)\" text-anchor=\"middle\" font-size=\"13\" "
+            svg +=
+                "<text x=\"18\" y=\"\(centreY)\" text-anchor=\"middle\" font-size=\"13\" "
                 + "transform=\"rotate(-90 18 \(centreY))\">\(escapeXML(yTitle))</text>\n"
         }
         return svg
@@ -468,10 +483,12 @@ private struct PlotFrame {
         for (row, (name, color)) in legend.enumerated() {
             let y = top + 10 + Double(row) * 20
             if marker == .dot && row < seriesInLegend {
-                svg += "<circle cx=\"\(svgNumber(x + 9))\" cy=\"\(svgNumber(y))\" r=\"4\" "
+                svg +=
+                    "<circle cx=\"\(svgNumber(x + 9))\" cy=\"\(svgNumber(y))\" r=\"4\" "
                     + "fill=\"\(escapeXML(color))\"/>\n"
             } else {
-                svg += "<line x1=\"\(svgNumber(x))\" y1=\"\(svgNumber(y))\" x2=\"\(svgNumber(x + 18))\" "
+                svg +=
+                    "<line x1=\"\(svgNumber(x))\" y1=\"\(svgNumber(y))\" x2=\"\(svgNumber(x + 18))\" "
                     + "y2=\"\(svgNumber(y))\" stroke=\"\(escapeXML(color))\" stroke-width=\"3\"/>\n"
             }
             svg += "<text x=\"\(svgNumber(x + 24))\" y=\"\(svgNumber(y + 4))\">\(escapeXML(name))</text>\n"

@@ -49,8 +49,10 @@ public final class SupernetTrainer {
     private let macsRange: ClosedRange<Int>
 
     /// Prepares a run; `calibration` holds the u8 images used to recalibrate BatchNorm for validation.
-    public init(network: ElasticSupernet, options: TrainingOptions, train: ImageDataset, validation: ImageDataset,
-                calibration: [UInt8], normalization: Normalization, reporter: ProgressReporter?, log: MetricsLog?)
+    public init(
+        network: ElasticSupernet, options: TrainingOptions, train: ImageDataset, validation: ImageDataset,
+        calibration: [UInt8], normalization: Normalization, reporter: ProgressReporter?, log: MetricsLog?
+    )
         throws
     {
         self.network = network
@@ -130,8 +132,10 @@ public final class SupernetTrainer {
         var rate: Float = 0
         var seen = 0
         for step in 0..<steps {
-            guard let n = loader.next(images: UnsafeMutableBufferPointer(start: images.pointer, count: images.count),
-                                      labels: labels)
+            guard
+                let n = loader.next(
+                    images: UnsafeMutableBufferPointer(start: images.pointer, count: images.count),
+                    labels: labels)
             else { break }
             rate = learningRate(epoch: epoch, step: step, steps: steps)
             let loss = trainStep(batch: n, epoch: epoch, learningRate: rate, random: &random)
@@ -142,9 +146,10 @@ public final class SupernetTrainer {
         let seconds = ProgressReporter.monotonicSeconds() - start
         let (largest, smallest) = try validate()
         reporter?.finishEpoch(metrics: ["val_largest": largest * 100, "val_smallest": smallest * 100])
-        return EpochMetrics(epoch: epoch, trainLoss: lossSum / Double(max(steps, 1)), learningRate: Double(rate),
-                            seconds: seconds, imagesPerSecond: Double(seen) / max(seconds, 1e-9),
-                            validationLargest: largest, validationSmallest: smallest)
+        return EpochMetrics(
+            epoch: epoch, trainLoss: lossSum / Double(max(steps, 1)), learningRate: Double(rate),
+            seconds: seconds, imagesPerSecond: Double(seen) / max(seconds, 1e-9),
+            validationLargest: largest, validationSmallest: smallest)
     }
 
     /// Linear warm-up then cosine decay; progressive shrinking restarts the schedule in every phase.
@@ -161,8 +166,9 @@ public final class SupernetTrainer {
             base *= ProgressivePhase.rateFactors[phase.rawValue]
             warmup = phase == .full ? warmup : 0
         }
-        return SGD.cosineLearningRate(base: base, step: (epoch - first) * steps + step,
-                                      totalSteps: max(1, (last - first) * steps), warmupSteps: warmup)
+        return SGD.cosineLearningRate(
+            base: base, step: (epoch - first) * steps + step,
+            totalSteps: max(1, (last - first) * steps), warmupSteps: warmup)
     }
 
     // MARK: - One step
@@ -177,7 +183,8 @@ public final class SupernetTrainer {
             loss = supervised(space.largest, batch: n, keepAsTeacher: true, random: &random)
             _ = distilled(space.smallest, batch: n, withLabels: false, random: &random)
             for _ in 0..<2 {
-                let arch = options.method == .sandwich ? space.sample(&random) : attentiveChoice(batch: n, random: &random)
+                let arch =
+                    options.method == .sandwich ? space.sample(&random) : attentiveChoice(batch: n, random: &random)
                 _ = distilled(arch, batch: n, withLabels: false, random: &random)
             }
         case .progressive:
@@ -193,40 +200,49 @@ public final class SupernetTrainer {
 
     private func applySGD(learningRate rate: Float, only include: (Parameter) -> Bool) {
         for p in network.parameters where include(p) {
-            SGD.nesterovStep(parameters: p.value.pointer, gradients: p.gradient.pointer, velocity: p.velocity.pointer,
-                             count: p.count, learningRate: rate, momentum: options.momentum,
-                             weightDecay: p.decays ? options.weightDecay : 0)
+            SGD.nesterovStep(
+                parameters: p.value.pointer, gradients: p.gradient.pointer, velocity: p.velocity.pointer,
+                count: p.count, learningRate: rate, momentum: options.momentum,
+                weightDecay: p.decays ? options.weightDecay : 0)
         }
     }
 
     /// Label-smoothed cross-entropy on `arch` (with dropout); optionally keeps its logits as the teacher's.
-    private func supervised(_ arch: ArchConfig, batch n: Int, keepAsTeacher: Bool, random: inout SeededRandom)
+    private func supervised(
+        _ arch: ArchConfig, batch n: Int, keepAsTeacher: Bool, random: inout SeededRandom
+    )
         -> Float
     {
-        let logits = network.forward(images.pointer, batch: n, arch: arch, training: true, dropout: true,
-                                     random: &random)
+        let logits = network.forward(
+            images.pointer, batch: n, arch: arch, training: true, dropout: true,
+            random: &random)
         if keepAsTeacher {
             teacherLogits.pointer.update(from: logits, count: n * space.classes)
         }
-        let loss = Loss.softmaxCrossEntropy(logits: logits, labels: labels.baseAddress!, batch: n,
-                                            classes: space.classes, smoothing: options.labelSmoothing,
-                                            logitsGradient: gradient.pointer)
+        let loss = Loss.softmaxCrossEntropy(
+            logits: logits, labels: labels.baseAddress!, batch: n,
+            classes: space.classes, smoothing: options.labelSmoothing,
+            logitsGradient: gradient.pointer)
         network.backward(gradient.pointer)
         return loss
     }
 
     /// KL divergence to the teacher's soft output (plus the supervised loss when `withLabels`).
     private func distilled(_ arch: ArchConfig, batch n: Int, withLabels: Bool, random: inout SeededRandom) -> Float {
-        let logits = network.forward(images.pointer, batch: n, arch: arch, training: true, dropout: withLabels,
-                                     random: &random)
-        var loss = Loss.distillationKL(studentLogits: logits, teacherLogits: teacherLogits.pointer, batch: n,
-                                       classes: space.classes, studentGradient: gradient.pointer)
+        let logits = network.forward(
+            images.pointer, batch: n, arch: arch, training: true, dropout: withLabels,
+            random: &random)
+        var loss = Loss.distillationKL(
+            studentLogits: logits, teacherLogits: teacherLogits.pointer, batch: n,
+            classes: space.classes, studentGradient: gradient.pointer)
         if withLabels {
-            loss += Loss.softmaxCrossEntropy(logits: logits, labels: labels.baseAddress!, batch: n,
-                                             classes: space.classes, smoothing: options.labelSmoothing,
-                                             logitsGradient: extraGradient.pointer)
-            Elementwise.add(gradient.pointer, extraGradient.pointer, output: gradient.pointer,
-                            count: n * space.classes)
+            loss += Loss.softmaxCrossEntropy(
+                logits: logits, labels: labels.baseAddress!, batch: n,
+                classes: space.classes, smoothing: options.labelSmoothing,
+                logitsGradient: extraGradient.pointer)
+            Elementwise.add(
+                gradient.pointer, extraGradient.pointer, output: gradient.pointer,
+                count: n * space.classes)
         }
         network.backward(gradient.pointer)
         return loss
@@ -234,10 +250,12 @@ public final class SupernetTrainer {
 
     /// The loss of `arch` against the teacher on this batch, without a backward pass.
     private func probeLoss(_ arch: ArchConfig, batch n: Int, random: inout SeededRandom) -> Float {
-        let logits = network.forward(images.pointer, batch: n, arch: arch, training: true, dropout: false,
-                                     random: &random)
-        return Loss.distillationKL(studentLogits: logits, teacherLogits: teacherLogits.pointer, batch: n,
-                                   classes: space.classes, studentGradient: nil)
+        let logits = network.forward(
+            images.pointer, batch: n, arch: arch, training: true, dropout: false,
+            random: &random)
+        return Loss.distillationKL(
+            studentLogits: logits, teacherLogits: teacherLogits.pointer, batch: n,
+            classes: space.classes, studentGradient: nil)
     }
 
     // MARK: - AttentiveNAS
@@ -288,8 +306,9 @@ public final class SupernetTrainer {
             return supervised(arch, batch: n, keepAsTeacher: false, random: &random)
         }
         var teacherRandom = SeededRandom(seed: 0)
-        let soft = teacher!.forward(images.pointer, batch: n, arch: space.largest, training: false,
-                                    random: &teacherRandom)
+        let soft = teacher!.forward(
+            images.pointer, batch: n, arch: space.largest, training: false,
+            random: &teacherRandom)
         teacherLogits.pointer.update(from: soft, count: n * space.classes)
         var loss: Float = 0
         for _ in 0..<ProgressivePhase.samplesPerStep[phase.rawValue] {
@@ -366,13 +385,19 @@ public final class SupernetTrainer {
             for entry in network.batchNormTensors {
                 let c = entry.parameters[0].count
                 for (k, suffix) in ["weight", "bias"].enumerated() {
-                    tensors.append(NamedTensor(name: "switchable.e\(ratio).\(entry.name).\(suffix)", shape: [c],
-                                               values: bank[i + 2 * k].array()))
+                    tensors.append(
+                        NamedTensor(
+                            name: "switchable.e\(ratio).\(entry.name).\(suffix)", shape: [c],
+                            values: bank[i + 2 * k].array()))
                 }
-                tensors.append(NamedTensor(name: "switchable.e\(ratio).\(entry.name).running_mean", shape: [c],
-                                           values: bank[i + 4].array()))
-                tensors.append(NamedTensor(name: "switchable.e\(ratio).\(entry.name).running_var", shape: [c],
-                                           values: bank[i + 5].array()))
+                tensors.append(
+                    NamedTensor(
+                        name: "switchable.e\(ratio).\(entry.name).running_mean", shape: [c],
+                        values: bank[i + 4].array()))
+                tensors.append(
+                    NamedTensor(
+                        name: "switchable.e\(ratio).\(entry.name).running_var", shape: [c],
+                        values: bank[i + 5].array()))
                 i += 6
             }
         }
@@ -401,8 +426,10 @@ public final class SupernetTrainer {
         if options.method == .slimmable {
             var narrow = space.largest
             narrow.expandRatios = narrow.expandRatios.map { _ in space.expandRatios.min()! }
-            return (try accuracy(space.largest, bank: widthBanks[space.expandRatios.max()!]),
-                    try accuracy(narrow, bank: widthBanks[space.expandRatios.min()!]))
+            return (
+                try accuracy(space.largest, bank: widthBanks[space.expandRatios.max()!]),
+                try accuracy(narrow, bank: widthBanks[space.expandRatios.min()!])
+            )
         }
         return (try accuracy(space.largest, bank: nil), try accuracy(space.smallest, bank: nil))
     }

@@ -6,7 +6,7 @@ import Supernet
 
 func benchCommand(_ argv: [String]) throws {
     let hint = "supernet bench engine [--json] [--threads N]"
-    let args = try Arguments(argv, options: ["threads", "space"], flags: ["json"], hint: hint)
+    let args = try Arguments(argv, options: ["threads", "space", "only"], flags: ["json"], hint: hint)
     guard args.positionals == ["engine"] else {
         throw CommandError.usage("unknown benchmark \(args.positionals.joined(separator: " "))", hint: hint)
     }
@@ -16,7 +16,9 @@ func benchCommand(_ argv: [String]) throws {
     guard let space = SearchSpace.builtIn[spaceName] else {
         throw CommandError.usage("unknown space \(spaceName)", hint: hint)
     }
-    let results = EngineBenchmark(space: space).run()
+    var benchmark = EngineBenchmark(space: space)
+    benchmark.only = args.value("only")
+    let results = benchmark.run()
     if args.flag("json") {
         try printJSON(results)
     } else {

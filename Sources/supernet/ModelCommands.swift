@@ -73,8 +73,9 @@ func inspectCommand(_ argv: [String]) throws {
     let largest = space.costs(for: space.largest)
     let smallest = space.costs(for: space.smallest)
     print("\(path): supernet, space \(space.name), format version \(Manifest.formatVersion)")
-    print("  stages        \(space.stages.map(\.outputChannels)) channels, depths \(space.depths), "
-          + "kernels \(space.kernels), expand \(space.expandRatios), resolutions \(space.resolutions)")
+    print(
+        "  stages        \(space.stages.map(\.outputChannels)) channels, depths \(space.depths), "
+            + "kernels \(space.kernels), expand \(space.expandRatios), resolutions \(space.resolutions)")
     print("  parameters    \(summary["supernet_parameters"]!) in the supernet")
     print("  largest       \(largest.macs) MACs, \(largest.parameters) params")
     print("  smallest      \(smallest.macs) MACs, \(smallest.parameters) params")
@@ -83,12 +84,15 @@ func inspectCommand(_ argv: [String]) throws {
         print("  trained       \(training.method), \(training.epochs) epochs, \(Int(training.seconds)) s")
     }
     for measured in file.manifest.measured ?? [] {
-        print("  \(measured.label.padding(toLength: 13, withPad: " ", startingAt: 0)) "
-              + String(format: "%.2f%% test accuracy, %d MACs", measured.accuracy * 100, measured.macs))
+        print(
+            "  \(measured.label.padding(toLength: 13, withPad: " ", startingAt: 0)) "
+                + String(format: "%.2f%% test accuracy, %d MACs", measured.accuracy * 100, measured.macs))
     }
     if let predictor = file.manifest.predictor {
-        print(String(format: "  predictor     RMSE %.3f points, Kendall tau %.3f (%d subnets)",
-                     predictor.rmsePoints, predictor.kendallTau, predictor.samples))
+        print(
+            String(
+                format: "  predictor     RMSE %.3f points, Kendall tau %.3f (%d subnets)",
+                predictor.rmsePoints, predictor.kendallTau, predictor.samples))
     }
 }
 
@@ -105,8 +109,11 @@ private func inspectionSummary(_ file: SupernetFile, path: String) throws -> [St
     summary["supernet_parameters"] = file.network.parameters.reduce(0) { $0 + $1.count }
     for (label, arch) in [("largest", space.largest), ("smallest", space.smallest)] {
         let costs = space.costs(for: arch)
-        summary[label] = ["arch": arch.json, "macs": costs.macs, "params": costs.parameters,
-                          "peak_activation_bytes": costs.peakActivationBytes] as [String: Any]
+        summary[label] =
+            [
+                "arch": arch.json, "macs": costs.macs, "params": costs.parameters,
+                "peak_activation_bytes": costs.peakActivationBytes,
+            ] as [String: Any]
     }
     for measured in file.manifest.measured ?? [] where measured.label == "largest" || measured.label == "smallest" {
         summary["\(measured.label)_accuracy"] = measured.accuracy
@@ -116,8 +123,9 @@ private func inspectionSummary(_ file: SupernetFile, path: String) throws -> [St
 
 func extractCommand(_ argv: [String]) throws {
     let hint = "supernet extract --model FILE (--arch JSON|--max|--min) --out FILE.safetensors"
-    let args = try Arguments(argv, options: ["model", "arch", "out"], flags: ["max", "min", "no-recalibrate"],
-                             hint: hint)
+    let args = try Arguments(
+        argv, options: ["model", "arch", "out"], flags: ["max", "min", "no-recalibrate"],
+        hint: hint)
     try args.expectPositionals(0)
     let out = try args.required("out")
     let file = try loadSupernet(try args.required("model"))
@@ -128,8 +136,9 @@ func extractCommand(_ argv: [String]) throws {
 
 func evalCommand(_ argv: [String]) throws {
     let hint = "supernet eval --model FILE (--arch JSON|--max|--min) [--json]"
-    let args = try Arguments(argv, options: ["model", "arch", "data"], flags: ["max", "min", "json", "no-recalibrate"],
-                             hint: hint)
+    let args = try Arguments(
+        argv, options: ["model", "arch", "data"], flags: ["max", "min", "json", "no-recalibrate"],
+        hint: hint)
     try args.expectPositionals(0)
     let file = try loadSupernet(try args.required("model"))
     let space = file.manifest.space
@@ -145,11 +154,17 @@ func evalCommand(_ argv: [String]) throws {
     let accuracy = try SubnetNetwork(subnet).accuracy(on: test.labelled(), normalization: file.manifest.normalization)
     let costs = space.costs(for: arch)
     if args.flag("json") {
-        try printJSON(["accuracy": accuracy, "macs": costs.macs, "params": costs.parameters,
-                       "peak_activation_bytes": costs.peakActivationBytes, "arch": arch.canonical(maxDepth: space.maxDepth).json,
-                       "test_images": test.count] as [String: Any])
+        try printJSON(
+            [
+                "accuracy": accuracy, "macs": costs.macs, "params": costs.parameters,
+                "peak_activation_bytes": costs.peakActivationBytes,
+                "arch": arch.canonical(maxDepth: space.maxDepth).json,
+                "test_images": test.count,
+            ] as [String: Any])
     } else {
-        print(String(format: "accuracy %.2f%% on %d test images; %d MACs, %d params", accuracy * 100, test.count,
-                     costs.macs, costs.parameters))
+        print(
+            String(
+                format: "accuracy %.2f%% on %d test images; %d MACs, %d params", accuracy * 100, test.count,
+                costs.macs, costs.parameters))
     }
 }

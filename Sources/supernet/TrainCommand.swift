@@ -8,16 +8,19 @@ func trainCommand(_ argv: [String]) throws {
     let hint = "supernet train --method sandwich --epochs 15 --out FILE.supernet"
     let args = try Arguments(
         argv,
-        options: ["method", "epochs", "batch-size", "lr", "warmup-epochs", "seed", "threads", "space", "data",
-                  "test-data", "out", "resume", "validation", "calibration", "predictor-samples", "steps-per-epoch",
-                  "attentive-rule", "run-dir", "epoch-validation"],
+        options: [
+            "method", "epochs", "batch-size", "lr", "warmup-epochs", "seed", "threads", "space", "data",
+            "test-data", "out", "resume", "validation", "calibration", "predictor-samples", "steps-per-epoch",
+            "attentive-rule", "run-dir", "epoch-validation",
+        ],
         flags: [], hint: hint)
     try args.expectPositionals(0)
     var options = TrainingOptions()
     let methodName = args.value("method") ?? options.method.rawValue
     guard let method = TrainingMethod(rawValue: methodName) else {
-        throw CommandError.usage("unknown method \(methodName)",
-                                 hint: "methods: \(TrainingMethod.allCases.map(\.rawValue).joined(separator: ", "))")
+        throw CommandError.usage(
+            "unknown method \(methodName)",
+            hint: "methods: \(TrainingMethod.allCases.map(\.rawValue).joined(separator: ", "))")
     }
     options.method = method
     options.epochs = try args.integer("epochs", default: options.epochs, in: 1...10_000)
@@ -46,7 +49,8 @@ func trainCommand(_ argv: [String]) throws {
         throw CommandError.usage("unknown space \(spaceName)", hint: "known: \(SearchSpace.builtIn.keys.sorted())")
     }
     let dataPath = args.value("data") ?? FashionMNIST.defaultDirectory
-    let data: TrainingData = dataPath.hasSuffix(".safetensors")
+    let data: TrainingData =
+        dataPath.hasSuffix(".safetensors")
         ? .safetensors(train: dataPath, test: args.value("test-data"))
         : .fashionMNIST(directory: dataPath)
     var pipeline = TrainingPipeline(options: options, space: space, data: data, output: try args.required("out"))
@@ -54,15 +58,7 @@ func trainCommand(_ argv: [String]) throws {
     pipeline.predictorSamples = try args.integer("predictor-samples", default: 1000)
     pipeline.runDirectory = args.value("run-dir")
     pipeline.reporter = ProgressReporter()
-    let manifest = try pipeline.run()
-    for measured in manifest.measured ?? [] {
-        print(String(format: "%-10@ %6.2f%% test accuracy  %9d MACs  %@", measured.label as NSString,
-                     measured.accuracy * 100, measured.macs, measured.arch.json as NSString))
-    }
-    if let predictor = manifest.predictor {
-        print(String(format: "predictor: RMSE %.3f points, Kendall tau %.3f on held-out subnets", predictor.rmsePoints,
-                     predictor.kendallTau))
-    }
+    printTrainingSummary(try pipeline.run())
 }
 
 func predictCommand(_ argv: [String]) throws {
@@ -72,16 +68,59 @@ func predictCommand(_ argv: [String]) throws {
     let file = try loadSupernet(try args.required("model"))
     let arch = try chosenArch(args, space: file.manifest.space, hint: hint)
     guard let predictor = try file.predictor() else {
-        throw CommandError("\(args.value("model")!) holds no accuracy predictor (train with --predictor-samples > 0)",
-                           code: .dataError)
+        throw CommandError(
+            "\(args.value("model")!) holds no accuracy predictor (train with --predictor-samples > 0)",
+            code: .dataError)
     }
     let accuracy = predictor.predict(arch)
     let costs = file.manifest.space.costs(for: arch)
     if args.flag("json") {
-        try printJSON(["predicted_accuracy": accuracy, "macs": costs.macs, "params": costs.parameters,
-                       "arch": arch.canonical(maxDepth: file.manifest.space.maxDepth).json] as [String: Any])
+        try printJSON(
+            [
+                "predicted_accuracy": accuracy, "macs": costs.macs, "params": costs.parameters,
+                "arch": arch.canonical(maxDepth: file.manifest.space.maxDepth).json,
+            ] as [String: Any])
     } else {
-        print(String(format: "predicted accuracy %.2f%%; %d MACs, %d params", accuracy * 100, costs.macs,
-                     costs.parameters))
+        print(
+            String(
+                format: "predicted accuracy %.2f%%; %d MACs, %d params", accuracy * 100, costs.macs,
+                costs.parameters))
+    }
+}
+
+func fitPredictorCommand(_ argv: [String]) throws {
+    let hint = "supernet fit-predictor --model FILE [--samples 1000] [--data DIR] [--threads N]"
+    let args = try Arguments(
+        argv, options: ["model", "samples", "data", "test-data", "threads"], flags: [], hint: hint)
+    try args.expectPositionals(0)
+    Parallel.setThreadCount(try args.integer("threads", default: Parallel.threadCount, in: 1...256))
+    let path = try args.required("model")
+    _ = try loadSupernet(path)
+    let dataPath = args.value("data") ?? FashionMNIST.defaultDirectory
+    let data: TrainingData =
+        dataPath.hasSuffix(".safetensors")
+        ? .safetensors(train: dataPath, test: args.value("test-data"))
+        : .fashionMNIST(directory: dataPath)
+    var job = PredictorJob(
+        path: path, samples: try args.integer("samples", default: 1000, in: 10...1_000_000),
+        data: data)
+    job.reporter = ProgressReporter()
+    let manifest = try job.run()
+    printTrainingSummary(manifest)
+}
+
+/// Prints the measured accuracies and the predictor's quality of a finished model.
+func printTrainingSummary(_ manifest: Manifest) {
+    for measured in manifest.measured ?? [] {
+        print(
+            String(
+                format: "%-10@ %6.2f%% test accuracy  %9d MACs  %@", measured.label as NSString,
+                measured.accuracy * 100, measured.macs, measured.arch.json as NSString))
+    }
+    if let predictor = manifest.predictor {
+        print(
+            String(
+                format: "predictor: RMSE %.3f points, Kendall tau %.3f on held-out subnets (%d measured)",
+                predictor.rmsePoints, predictor.kendallTau, predictor.samples))
     }
 }

@@ -8,6 +8,7 @@ let usage = """
       eval     --model FILE (--arch JSON|--max|--min) [--json] [--no-recalibrate] [--data DIR]
       train    --method progressive|sandwich|attentive|slimmable|uniform --out FILE [--epochs N]
                [--batch-size N] [--lr X] [--seed N] [--threads N] [--data DIR|FILE.safetensors] [--resume CKPT]
+      fit-predictor --model FILE [--samples N]           (re)fit the accuracy predictor, measure test accuracy
       predict  --model FILE (--arch JSON|--max|--min) [--json]
       bench    engine [--json] [--threads N]
     """
@@ -20,6 +21,7 @@ let commands: [String: ([String]) throws -> Void] = [
     "bench": benchCommand,
     "train": trainCommand,
     "predict": predictCommand,
+    "fit-predictor": fitPredictorCommand,
 ]
 
 runCommand("supernet") {
@@ -29,7 +31,8 @@ runCommand("supernet") {
         return
     }
     guard let command = commands[name] else {
-        throw CommandError.usage("unknown command \(name)", hint: "commands: \(commands.keys.sorted().joined(separator: ", "))")
+        throw CommandError.usage(
+            "unknown command \(name)", hint: "commands: \(commands.keys.sorted().joined(separator: ", "))")
     }
     try command(Array(arguments.dropFirst()))
 }

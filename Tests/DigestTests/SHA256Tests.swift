@@ -23,8 +23,9 @@ final class SHA256Tests: XCTestCase {
     }
 
     func test896BitMessage() {
-        let message = Array(("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
-            + "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu").utf8)
+        let message = Array(
+            ("abcdefghbcdefghicdefghijdefghijkefghijklfghijklmghijklmnhijklmno"
+                + "ijklmnopjklmnopqklmnopqrlmnopqrsmnopqrstnopqrstu").utf8)
         XCTAssertEqual(message.count * 8, 896)
         XCTAssertEqual(
             SHA256.hexDigest(of: message), "cf5b16a778af8380036ce59e7b0492370b249b11e8f07a51afac45037afee9d1")

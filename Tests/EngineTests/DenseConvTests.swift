@@ -17,10 +17,11 @@ final class DenseConvTests: XCTestCase {
             let x = Buffer(random: batch * height * width * inputs, seed: UInt64(index))
             let w = Buffer(random: outputs * inputs * kernel * kernel, seed: UInt64(50 + index))
             let bias = Buffer(random: outputs, seed: UInt64(90 + index))
-            let scratch = Buffer(DenseConv.scratchCount(
-                batch: batch, height: height, width: width, inputChannels: inputs, kernel: kernel, stride: stride,
-                padding: padding
-            ))
+            let scratch = Buffer(
+                DenseConv.scratchCount(
+                    batch: batch, height: height, width: width, inputChannels: inputs, kernel: kernel, stride: stride,
+                    padding: padding
+                ))
             for withBias in [false, true] {
                 let y = Buffer(batch * outHeight * outWidth * outputs, value: .nan)
                 DenseConv.forward(
@@ -47,10 +48,11 @@ final class DenseConvTests: XCTestCase {
             let w = Buffer(random: outputs * inputs * kernel * kernel, seed: UInt64(50 + index))
             let bias = Buffer(random: outputs, seed: UInt64(90 + index))
             let dy = Buffer(random: batch * outHeight * outWidth * outputs, seed: UInt64(70 + index))
-            let scratch = Buffer(DenseConv.scratchCount(
-                batch: batch, height: height, width: width, inputChannels: inputs, kernel: kernel, stride: stride,
-                padding: padding
-            ))
+            let scratch = Buffer(
+                DenseConv.scratchCount(
+                    batch: batch, height: height, width: width, inputChannels: inputs, kernel: kernel, stride: stride,
+                    padding: padding
+                ))
             let y = Buffer(dy.count)
             func loss() -> Double {
                 DenseConv.forward(

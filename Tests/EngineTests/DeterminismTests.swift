@@ -4,8 +4,10 @@ import XCTest
 /// Every kernel gives bitwise the same result with 1 and 2 threads, at shapes large enough to be split.
 final class DeterminismTests: XCTestCase {
     /// Runs `body` (which fills and returns output buffers) at 1 and 2 threads and compares the bits.
-    func assertThreadIndependent(_ name: String, _ body: () -> [Buffer], file: StaticString = #filePath,
-                                 line: UInt = #line) {
+    func assertThreadIndependent(
+        _ name: String, _ body: () -> [Buffer], file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         let single = withThreads(1) { body().map { $0.array } }
         let double = withThreads(2) { body().map { $0.array } }
         XCTAssertEqual(single.count, double.count)
@@ -59,10 +61,11 @@ final class DeterminismTests: XCTestCase {
             let w = Buffer(random: outputs * inputs * kernel * kernel, seed: 5)
             let bias = Buffer(random: outputs, seed: 6)
             let dy = Buffer(random: batch * out * out * outputs, seed: 7)
-            let scratch = Buffer(DenseConv.scratchCount(
-                batch: batch, height: height, width: height, inputChannels: inputs, kernel: kernel, stride: stride,
-                padding: padding
-            ))
+            let scratch = Buffer(
+                DenseConv.scratchCount(
+                    batch: batch, height: height, width: height, inputChannels: inputs, kernel: kernel, stride: stride,
+                    padding: padding
+                ))
             assertThreadIndependent("conv \(height) \(inputs) \(outputs) \(kernel)") {
                 let y = Buffer(dy.count)
                 let dx = Buffer(x.count)
@@ -102,49 +105,60 @@ final class DeterminismTests: XCTestCase {
             let dx = Buffer(count)
             let dGamma = Buffer(channels)
             let dBeta = Buffer(channels)
-            BatchNorm.statistics(input: x.constant, rows: rows, channels: channels, mean: mean.pointer,
-                                 variance: variance.pointer)
-            BatchNorm.apply(input: x.constant, rows: rows, channels: channels, scale: scale.constant,
-                            shift: shift.constant, activation: .hswish, preActivation: z.pointer, output: y.pointer)
-            BatchNorm.backward(outputGradient: dy.constant, input: x.constant, rows: rows, channels: channels,
-                               mean: mean.constant, invStd: invStd.constant, gamma: scale.constant,
-                               inputGradient: dx.pointer, gammaGradient: dGamma.pointer, betaGradient: dBeta.pointer)
+            BatchNorm.statistics(
+                input: x.constant, rows: rows, channels: channels, mean: mean.pointer,
+                variance: variance.pointer)
+            BatchNorm.apply(
+                input: x.constant, rows: rows, channels: channels, scale: scale.constant,
+                shift: shift.constant, activation: .hswish, preActivation: z.pointer, output: y.pointer)
+            BatchNorm.backward(
+                outputGradient: dy.constant, input: x.constant, rows: rows, channels: channels,
+                mean: mean.constant, invStd: invStd.constant, gamma: scale.constant,
+                inputGradient: dx.pointer, gammaGradient: dGamma.pointer, betaGradient: dBeta.pointer)
 
             let activated = Buffer(count)
             let activationGradient = Buffer(count)
             Elementwise.activate(.hswish, input: x.constant, output: activated.pointer, count: count)
-            Elementwise.activationBackward(.hsigmoid, input: x.constant, outputGradient: dy.constant,
-                                           inputGradient: activationGradient.pointer, count: count)
+            Elementwise.activationBackward(
+                .hsigmoid, input: x.constant, outputGradient: dy.constant,
+                inputGradient: activationGradient.pointer, count: count)
 
             let pooled = Buffer(batch * channels)
             let poolGradient = Buffer(count)
-            Elementwise.globalAveragePool(input: x.constant, batch: batch, spatial: spatial, channels: channels,
-                                          output: pooled.pointer)
-            Elementwise.globalAveragePoolBackward(outputGradient: gate.constant, batch: batch, spatial: spatial,
-                                                  channels: channels, inputGradient: poolGradient.pointer)
+            Elementwise.globalAveragePool(
+                input: x.constant, batch: batch, spatial: spatial, channels: channels,
+                output: pooled.pointer)
+            Elementwise.globalAveragePoolBackward(
+                outputGradient: gate.constant, batch: batch, spatial: spatial,
+                channels: channels, inputGradient: poolGradient.pointer)
 
             let scaled = Buffer(count)
             let scaledGradient = Buffer(count)
             let gateGradient = Buffer(batch * channels)
-            Elementwise.channelScale(input: x.constant, batch: batch, spatial: spatial, channels: channels,
-                                     scale: gate.constant, output: scaled.pointer)
-            Elementwise.channelScaleBackward(input: x.constant, outputGradient: dy.constant, batch: batch,
-                                             spatial: spatial, channels: channels, scale: gate.constant,
-                                             inputGradient: scaledGradient.pointer,
-                                             scaleGradient: gateGradient.pointer)
+            Elementwise.channelScale(
+                input: x.constant, batch: batch, spatial: spatial, channels: channels,
+                scale: gate.constant, output: scaled.pointer)
+            Elementwise.channelScaleBackward(
+                input: x.constant, outputGradient: dy.constant, batch: batch,
+                spatial: spatial, channels: channels, scale: gate.constant,
+                inputGradient: scaledGradient.pointer,
+                scaleGradient: gateGradient.pointer)
 
             let biasGradient = Buffer(channels)
-            Elementwise.biasGradient(outputGradient: dy.constant, rows: rows, channels: channels,
-                                     biasGradient: biasGradient.pointer)
+            Elementwise.biasGradient(
+                outputGradient: dy.constant, rows: rows, channels: channels,
+                biasGradient: biasGradient.pointer)
             let transposed = Buffer(count)
             Elementwise.transpose(x.constant, rows: rows, columns: channels, destination: transposed.pointer)
             let resized = Buffer(batch * 20 * 20 * channels)
-            Elementwise.resizeBilinear(input: x.constant, batch: batch, height: 14, width: 14, channels: channels,
-                                       outputHeight: 20, outputWidth: 20, output: resized.pointer)
+            Elementwise.resizeBilinear(
+                input: x.constant, batch: batch, height: 14, width: 14, channels: channels,
+                outputHeight: 20, outputWidth: 20, output: resized.pointer)
             let parameters = x.copy()
             let velocity = dy.copy()
-            SGD.nesterovStep(parameters: parameters.pointer, gradients: dy.constant, velocity: velocity.pointer,
-                             count: count, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
+            SGD.nesterovStep(
+                parameters: parameters.pointer, gradients: dy.constant, velocity: velocity.pointer,
+                count: count, learningRate: 0.1, momentum: 0.9, weightDecay: 1e-4)
             return [
                 mean, variance, z, y, dx, dGamma, dBeta, activated, activationGradient, pooled, poolGradient, scaled,
                 scaledGradient, gateGradient, biasGradient, transposed, resized, parameters, velocity,

@@ -58,14 +58,17 @@ final class ElementwiseTests: XCTestCase {
         let x = Buffer([-3, 0, 3])
         let dy = Buffer([1, 1, 1])
         let dx = Buffer(3)
-        Elementwise.activationBackward(.relu, input: x.constant, outputGradient: dy.constant, inputGradient: dx.pointer,
-                                       count: 3)
+        Elementwise.activationBackward(
+            .relu, input: x.constant, outputGradient: dy.constant, inputGradient: dx.pointer,
+            count: 3)
         XCTAssertEqual(dx.array, [0, 0, 1])
-        Elementwise.activationBackward(.hswish, input: x.constant, outputGradient: dy.constant,
-                                       inputGradient: dx.pointer, count: 3)
+        Elementwise.activationBackward(
+            .hswish, input: x.constant, outputGradient: dy.constant,
+            inputGradient: dx.pointer, count: 3)
         XCTAssertEqual(dx.array, [-0.5, 0.5, 1.5])
-        Elementwise.activationBackward(.hsigmoid, input: x.constant, outputGradient: dy.constant,
-                                       inputGradient: dx.pointer, count: 3)
+        Elementwise.activationBackward(
+            .hsigmoid, input: x.constant, outputGradient: dy.constant,
+            inputGradient: dx.pointer, count: 3)
         XCTAssertEqual(dx.array, [0, 1 / Float(6), 0])
     }
 
@@ -168,8 +171,9 @@ final class ElementwiseTests: XCTestCase {
         let x = Buffer(random: rows * channels, seed: 11)
         let dy = Buffer(random: rows * channels, seed: 12)
         let dBias = Buffer(channels, value: 3)
-        Elementwise.biasGradient(outputGradient: dy.constant, rows: rows, channels: channels,
-                                 biasGradient: dBias.pointer)
+        Elementwise.biasGradient(
+            outputGradient: dy.constant, rows: rows, channels: channels,
+            biasGradient: dBias.pointer)
         for c in 0..<channels {
             dBias[c] -= 3
         }
@@ -188,8 +192,9 @@ final class ElementwiseTests: XCTestCase {
         let y = Buffer(count, value: .nan)
         let mask = Buffer(count, value: .nan)
         var random = SeededRandom(seed: 42)
-        Elementwise.dropout(input: x.constant, output: y.pointer, mask: mask.pointer, count: count, rate: rate,
-                            random: &random)
+        Elementwise.dropout(
+            input: x.constant, output: y.pointer, mask: mask.pointer, count: count, rate: rate,
+            random: &random)
         let keep = 1 / (1 - rate)
         var dropped = 0
         for index in 0..<count {
@@ -202,8 +207,9 @@ final class ElementwiseTests: XCTestCase {
         var again = SeededRandom(seed: 42)
         let mask2 = Buffer(count)
         let y2 = Buffer(count)
-        Elementwise.dropout(input: x.constant, output: y2.pointer, mask: mask2.pointer, count: count, rate: rate,
-                            random: &again)
+        Elementwise.dropout(
+            input: x.constant, output: y2.pointer, mask: mask2.pointer, count: count, rate: rate,
+            random: &again)
         XCTAssertEqual(mask2.array, mask.array, "same seed, same mask")
 
         let dy = Buffer(random: count, seed: 14)
@@ -215,8 +221,9 @@ final class ElementwiseTests: XCTestCase {
         }
 
         var none = SeededRandom(seed: 1)
-        Elementwise.dropout(input: x.constant, output: y.pointer, mask: mask.pointer, count: count, rate: 0,
-                            random: &none)
+        Elementwise.dropout(
+            input: x.constant, output: y.pointer, mask: mask.pointer, count: count, rate: 0,
+            random: &none)
         XCTAssertEqual(y.array, x.array)
     }
 

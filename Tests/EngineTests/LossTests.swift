@@ -32,10 +32,11 @@ final class LossTests: XCTestCase {
             logitsGradient: gradient.pointer
         )
         checkGradient(logits, analytic: gradient, samples: 50, epsilon: 1e-2, absolute: 2e-4, "cross-entropy") {
-            Double(Loss.softmaxCrossEntropy(
-                logits: logits.constant, labels: &labels, batch: batch, classes: classes, smoothing: 0.1,
-                logitsGradient: nil
-            ))
+            Double(
+                Loss.softmaxCrossEntropy(
+                    logits: logits.constant, labels: &labels, batch: batch, classes: classes, smoothing: 0.1,
+                    logitsGradient: nil
+                ))
         }
     }
 
@@ -64,10 +65,11 @@ final class LossTests: XCTestCase {
             classes: classes, studentGradient: gradient.pointer
         )
         checkGradient(studentLogits, analytic: gradient, samples: 40, epsilon: 1e-2, absolute: 2e-4, "distillation") {
-            Double(Loss.distillationKL(
-                studentLogits: studentLogits.constant, teacherLogits: teacherLogits.constant, batch: batch,
-                classes: classes, studentGradient: nil
-            ))
+            Double(
+                Loss.distillationKL(
+                    studentLogits: studentLogits.constant, teacherLogits: teacherLogits.constant, batch: batch,
+                    classes: classes, studentGradient: nil
+                ))
         }
     }
 
@@ -87,14 +89,16 @@ final class LossTests: XCTestCase {
         let parameters = Buffer(count, value: 1)
         let gradients = Buffer(count, value: 0.5)
         let velocity = Buffer(count, value: 0)
-        SGD.nesterovStep(parameters: parameters.pointer, gradients: gradients.constant, velocity: velocity.pointer,
-                         count: count, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)
+        SGD.nesterovStep(
+            parameters: parameters.pointer, gradients: gradients.constant, velocity: velocity.pointer,
+            count: count, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)
         for index in 0..<count {
             XCTAssertEqual(parameters[index], 0.9031, accuracy: 1e-6)
             XCTAssertEqual(velocity[index], 0.51, accuracy: 1e-6)
         }
-        SGD.nesterovStep(parameters: parameters.pointer, gradients: gradients.constant, velocity: velocity.pointer,
-                         count: count, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)
+        SGD.nesterovStep(
+            parameters: parameters.pointer, gradients: gradients.constant, velocity: velocity.pointer,
+            count: count, learningRate: 0.1, momentum: 0.9, weightDecay: 0.01)
         for index in 0..<count {
             XCTAssertEqual(velocity[index], 0.968031, accuracy: 1e-6)
             XCTAssertEqual(parameters[index], 0.76507411, accuracy: 1e-6)
@@ -108,8 +112,9 @@ final class LossTests: XCTestCase {
             0, 0,
         ]
         for (step, value) in expected.enumerated() {
-            XCTAssertEqual(SGD.cosineLearningRate(base: 0.4, step: step, totalSteps: 10, warmupSteps: 2), value,
-                           accuracy: 1e-7, "step \(step)")
+            XCTAssertEqual(
+                SGD.cosineLearningRate(base: 0.4, step: step, totalSteps: 10, warmupSteps: 2), value,
+                accuracy: 1e-7, "step \(step)")
         }
         XCTAssertEqual(SGD.cosineLearningRate(base: 1, step: 0, totalSteps: 4, warmupSteps: 0), 1)
         XCTAssertEqual(SGD.cosineLearningRate(base: 1, step: 2, totalSteps: 4, warmupSteps: 0), 0.5, accuracy: 1e-7)

@@ -137,7 +137,8 @@ func referenceDepthwise(
                             if iy < 0 || iy >= height || ix < 0 || ix >= width {
                                 continue
                             }
-                            sum += Double(x[((n * height + iy) * width + ix) * channels + c])
+                            sum +=
+                                Double(x[((n * height + iy) * width + ix) * channels + c])
                                 * Double(w[(i * kernel + j) * channels + c])
                         }
                     }
@@ -170,7 +171,8 @@ func referenceConv(
                                 if iy < 0 || iy >= height || ix < 0 || ix >= width {
                                     continue
                                 }
-                                sum += Double(x[((n * height + iy) * width + ix) * inputChannels + ci])
+                                sum +=
+                                    Double(x[((n * height + iy) * width + ix) * inputChannels + ci])
                                     * Double(w[((o * inputChannels + ci) * kernel + i) * kernel + j])
                             }
                         }

@@ -115,18 +115,21 @@ final class ReaderRuleTests: XCTestCase {
     }
 
     func testRejectsMissingDType() {
-        assertRejects(fileImage(header: #"{"w":{"shape":[4],"data_offsets":[0,16]}}"#, data: fourFloats),
-                      .missingField, mentioning: "dtype")
+        assertRejects(
+            fileImage(header: #"{"w":{"shape":[4],"data_offsets":[0,16]}}"#, data: fourFloats),
+            .missingField, mentioning: "dtype")
     }
 
     func testRejectsMissingShape() {
-        assertRejects(fileImage(header: #"{"w":{"dtype":"F32","data_offsets":[0,16]}}"#, data: fourFloats),
-                      .missingField, mentioning: "shape")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"F32","data_offsets":[0,16]}}"#, data: fourFloats),
+            .missingField, mentioning: "shape")
     }
 
     func testRejectsMissingDataOffsets() {
-        assertRejects(fileImage(header: #"{"w":{"dtype":"F32","shape":[4]}}"#, data: fourFloats),
-                      .missingField, mentioning: "data_offsets")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"F32","shape":[4]}}"#, data: fourFloats),
+            .missingField, mentioning: "data_offsets")
     }
 
     func testRejectsWrongFieldTypes() {
@@ -145,10 +148,12 @@ final class ReaderRuleTests: XCTestCase {
     }
 
     func testRejectsNegativeNumbers() {
-        assertRejects(fileImage(header: #"{"w":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}}"#),
-                      .invalidNumber, mentioning: "shape[0] is -4")
-        assertRejects(fileImage(header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[-16,0]}}"#),
-                      .invalidNumber, mentioning: "data_offsets[0]")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"F32","shape":[-4],"data_offsets":[0,16]}}"#),
+            .invalidNumber, mentioning: "shape[0] is -4")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[-16,0]}}"#),
+            .invalidNumber, mentioning: "data_offsets[0]")
     }
 
     func testRejectsNonIntegerNumbers() {
@@ -158,8 +163,9 @@ final class ReaderRuleTests: XCTestCase {
         assertRejects(fileImage(header: exponent, data: fourFloats), .invalidNumber, mentioning: "1.6e1")
         let integralExponent = #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16E0]}}"#
         assertRejects(fileImage(header: integralExponent, data: fourFloats), .invalidNumber)
-        assertRejects(fileImage(header: #"{"w":{"dtype":"U8","shape":[99999999999999999999],"data_offsets":[0,0]}}"#),
-                      .invalidNumber, mentioning: "fits in 64 bits")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"U8","shape":[99999999999999999999],"data_offsets":[0,0]}}"#),
+            .invalidNumber, mentioning: "fits in 64 bits")
     }
 
     func testRejectsUnknownFieldInEntry() {
@@ -186,8 +192,9 @@ final class ReaderRuleTests: XCTestCase {
     // MARK: Sizes and offsets
 
     func testRejectsByteLengthMismatch() {
-        assertRejects(fileImage(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#, data: fourFloats),
-                      .byteLengthMismatch, mentioning: "needs 12 bytes")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"F32","shape":[3],"data_offsets":[0,16]}}"#, data: fourFloats),
+            .byteLengthMismatch, mentioning: "needs 12 bytes")
         let halfSized = #"{"w":{"dtype":"F16","shape":[2,2],"data_offsets":[0,16]}}"#
         assertRejects(fileImage(header: halfSized, data: fourFloats), .byteLengthMismatch)
     }
@@ -202,13 +209,15 @@ final class ReaderRuleTests: XCTestCase {
     }
 
     func testRejectsEndBeforeBegin() {
-        assertRejects(fileImage(header: #"{"w":{"dtype":"U8","shape":[0],"data_offsets":[8,4]}}"#, data: fourFloats),
-                      .offsetsReversed, mentioning: "[8, 4]")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"U8","shape":[0],"data_offsets":[8,4]}}"#, data: fourFloats),
+            .offsetsReversed, mentioning: "[8, 4]")
     }
 
     func testRejectsOffsetsPastEndOfBuffer() {
-        assertRejects(fileImage(header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: [0, 0]),
-                      .offsetsOutOfBounds, mentioning: "truncated")
+        assertRejects(
+            fileImage(header: #"{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}"#, data: [0, 0]),
+            .offsetsOutOfBounds, mentioning: "truncated")
     }
 
     func testRejectsHoleBetweenTensors() {
@@ -216,14 +225,16 @@ final class ReaderRuleTests: XCTestCase {
             entry("a", "U8", [4], 0, 4),
             entry("b", "U8", [4], 8, 12)
         )
-        assertRejects(fileImage(header: header, data: Array(repeating: 0, count: 12)), .offsetsHole,
-                      mentioning: "after tensor \"a\"")
+        assertRejects(
+            fileImage(header: header, data: Array(repeating: 0, count: 12)), .offsetsHole,
+            mentioning: "after tensor \"a\"")
     }
 
     func testRejectsHoleAtStartOfBuffer() {
         let header = #"{"a":{"dtype":"U8","shape":[4],"data_offsets":[4,8]}}"#
-        assertRejects(fileImage(header: header, data: Array(repeating: 0, count: 8)), .offsetsHole,
-                      mentioning: "start of the data buffer")
+        assertRejects(
+            fileImage(header: header, data: Array(repeating: 0, count: 8)), .offsetsHole,
+            mentioning: "start of the data buffer")
     }
 
     func testRejectsOverlappingTensors() {
@@ -231,8 +242,9 @@ final class ReaderRuleTests: XCTestCase {
             entry("a", "U8", [8], 0, 8),
             entry("b", "U8", [8], 4, 12)
         )
-        assertRejects(fileImage(header: header, data: Array(repeating: 0, count: 12)), .offsetsOverlap,
-                      mentioning: "inside tensor \"a\"")
+        assertRejects(
+            fileImage(header: header, data: Array(repeating: 0, count: 12)), .offsetsOverlap,
+            mentioning: "inside tensor \"a\"")
     }
 
     func testRejectsTwoTensorsSharingTheSameBytes() {
@@ -245,8 +257,9 @@ final class ReaderRuleTests: XCTestCase {
 
     func testRejectsTrailingBytesAfterLastTensor() {
         let header = #"{"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]}}"#
-        assertRejects(fileImage(header: header, data: Array(repeating: 0, count: 5)), .trailingBytes,
-                      mentioning: "1 trailing")
+        assertRejects(
+            fileImage(header: header, data: Array(repeating: 0, count: 5)), .trailingBytes,
+            mentioning: "1 trailing")
         assertRejects(fileImage(header: "{}", data: [0]), .trailingBytes)
     }
 
@@ -327,7 +340,8 @@ final class ReaderRuleTests: XCTestCase {
             entry("i", "I64", [1], 9, 17),
             entry("h", "F16", [1], 17, 19)
         )
-        let data: [UInt8] = [9] + littleEndian([Float(1.5).bitPattern, Float(-2).bitPattern])
+        let data: [UInt8] =
+            [9] + littleEndian([Float(1.5).bitPattern, Float(-2).bitPattern])
             + littleEndian([Int64(-3)]) + littleEndian([Float16(0.25).bitPattern])
         let parsed = try SafeTensorsFile(bytes: fileImage(header: header + " ", data: data))
         XCTAssertEqual(try parsed.floats("f"), [1.5, -2])

@@ -114,7 +114,8 @@ final class RoundTripTests: XCTestCase {
         try writer.add(name: "w", floats: [1, 2], shape: [2])
         try writer.add(name: "b", uint8: [3], shape: [1, 1])
         let bytes = try writer.serialized()
-        let json = #"{"__metadata__":{"a":"first","z":"last"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
+        let json =
+            #"{"__metadata__":{"a":"first","z":"last"},"w":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"#
             + #""b":{"dtype":"U8","shape":[1,1],"data_offsets":[8,9]}}"#
         let padded = json + String(repeating: " ", count: (8 - json.utf8.count % 8) % 8)
         XCTAssertEqual(Array(bytes.prefix(8)), lengthPrefix(UInt64(padded.utf8.count)))
@@ -187,10 +188,12 @@ final class RoundTripTests: XCTestCase {
         try writer.add(name: "a", uint8: [1, 2, 3], shape: [3])
         try writer.add(name: "b", floats: [1], shape: [1])
         let parsed = try SafeTensorsFile(bytes: writer.serialized())
-        XCTAssertEqual(parsed.tensors, [
-            TensorInfo(name: "a", dtype: .uint8, shape: [3], dataRange: 0..<3),
-            TensorInfo(name: "b", dtype: .float32, shape: [1], dataRange: 3..<7),
-        ])
+        XCTAssertEqual(
+            parsed.tensors,
+            [
+                TensorInfo(name: "a", dtype: .uint8, shape: [3], dataRange: 0..<3),
+                TensorInfo(name: "b", dtype: .float32, shape: [1], dataRange: 3..<7),
+            ])
         XCTAssertEqual(parsed["b"]?.byteCount, 4)
     }
 }

@@ -14,8 +14,9 @@ final class CalibrationTests: XCTestCase {
         var results: [[NamedTensor]] = []
         for threads in [1, 2, 1] {
             Parallel.setThreadCount(threads)
-            let subnet = try supernet.extract(arch).recalibrated(images: pixels, count: 300,
-                                                                 normalization: .fashionMNIST, batchSize: 128)
+            let subnet = try supernet.extract(arch).recalibrated(
+                images: pixels, count: 300,
+                normalization: .fashionMNIST, batchSize: 128)
             results.append(subnet.tensors)
         }
         for other in results.dropFirst() {
@@ -34,8 +35,9 @@ final class CalibrationTests: XCTestCase {
         let count = 50
         let pixels = randomPixels(count, space: space, seed: 42)
         let norm = Normalization(mean: 0.3, std: 0.4)
-        let subnet = try supernet.extract(space.largest).recalibrated(images: pixels, count: count,
-                                                                      normalization: norm, batchSize: count)
+        let subnet = try supernet.extract(space.largest).recalibrated(
+            images: pixels, count: count,
+            normalization: norm, batchSize: count)
         let weight = subnet.tensor("stem.conv.weight")!.values
         let side = space.imageSize
         let channels = space.stemChannels

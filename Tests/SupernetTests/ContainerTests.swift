@@ -41,12 +41,14 @@ final class ContainerTests: XCTestCase {
 
     func testWritingTwiceGivesTheSameBytes() throws {
         let network = ElasticSupernet(space: .fmnistMBV3, seed: 4)
-        let file = SupernetFile(manifest: Manifest(space: .fmnistMBV3, normalization: .fashionMNIST),
-                                network: network)
+        let file = SupernetFile(
+            manifest: Manifest(space: .fmnistMBV3, normalization: .fashionMNIST),
+            network: network)
         try file.write(to: directory + "/1.supernet")
         try file.write(to: directory + "/2.supernet")
-        XCTAssertEqual(FileManager.default.contents(atPath: directory + "/1.supernet"),
-                       FileManager.default.contents(atPath: directory + "/2.supernet"))
+        XCTAssertEqual(
+            FileManager.default.contents(atPath: directory + "/1.supernet"),
+            FileManager.default.contents(atPath: directory + "/2.supernet"))
     }
 
     func testAFileWhoseTensorsDoNotMatchItsSpaceIsRefused() throws {
@@ -56,8 +58,10 @@ final class ContainerTests: XCTestCase {
             try writer.add(name: parameter.name, floats: parameter.value.array(), shape: parameter.shape)
         }
         let manifest = try JSONEncoder().encode(Manifest(space: .fmnistMBV3, normalization: .fashionMNIST))
-        writer.metadata = ["format": "supernet", "format_version": "1",
-                           "manifest": String(decoding: manifest, as: UTF8.self)]
+        writer.metadata = [
+            "format": "supernet", "format_version": "1",
+            "manifest": String(decoding: manifest, as: UTF8.self),
+        ]
         let path = directory + "/bad.supernet"
         try writer.write(to: path)
         XCTAssertThrowsError(try SupernetFile(path: path)) { error in
@@ -66,8 +70,10 @@ final class ContainerTests: XCTestCase {
     }
 
     func testAWrongFormatOrVersionIsRefusedWithAMessage() throws {
-        for (metadata, expected) in [(["format": "other"], "not a supernet file"),
-                                     (["format": "supernet", "format_version": "99"], "version 99")] {
+        for (metadata, expected) in [
+            (["format": "other"], "not a supernet file"),
+            (["format": "supernet", "format_version": "99"], "version 99"),
+        ] {
             var writer = SafeTensorsWriter()
             writer.metadata = metadata
             let path = directory + "/m.supernet"

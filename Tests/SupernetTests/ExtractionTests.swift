@@ -4,7 +4,9 @@ import XCTest
 
 final class ExtractionTests: XCTestCase {
     /// Max |a − b| over the logits of the supernet (arch active, inference mode) and the extracted subnet.
-    private func maxDifference(_ supernet: ElasticSupernet, _ arch: ArchConfig, images: FloatBuffer, batch: Int)
+    private func maxDifference(
+        _ supernet: ElasticSupernet, _ arch: ArchConfig, images: FloatBuffer, batch: Int
+    )
         throws -> Float
     {
         var random = SeededRandom(seed: 0)
@@ -57,9 +59,12 @@ final class ExtractionTests: XCTestCase {
         XCTAssertNil(subnet.tensor("blocks.2.expand.conv.weight"), "stage 0 runs 2 blocks")
         XCTAssertNil(subnet.tensor("blocks.7.expand.conv.weight"), "stage 1 runs 3 blocks")
         XCTAssertNotNil(subnet.tensor("blocks.11.expand.conv.weight"))
-        let trainable = subnet.tensors.filter { !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var") }
-        XCTAssertEqual(trainable.reduce(0) { $0 + $1.values.count }, space.costs(for: arch).parameters,
-                       "the cost model's parameter count matches the extracted tensors")
+        let trainable = subnet.tensors.filter {
+            !$0.name.hasSuffix("running_mean") && !$0.name.hasSuffix("running_var")
+        }
+        XCTAssertEqual(
+            trainable.reduce(0) { $0 + $1.values.count }, space.costs(for: arch).parameters,
+            "the cost model's parameter count matches the extracted tensors")
     }
 
     func testKernelTransformsChainFromTheStoredSevenBySeven() throws {
@@ -67,7 +72,8 @@ final class ExtractionTests: XCTestCase {
         let supernet = perturbedSupernet(space, seed: 3)
         let unit = supernet.blocks[0].depthwise
         let channels = 4
-        let k5 = Array(UnsafeBufferPointer(start: unit.effectiveKernel(size: 5, channels: channels), count: channels * 25))
+        let k5 = Array(
+            UnsafeBufferPointer(start: unit.effectiveKernel(size: 5, channels: channels), count: channels * 25))
         let m5 = unit.transforms[5]!.value
         let w7 = unit.weight.value
         for c in 0..<channels {
@@ -86,14 +92,18 @@ final class ExtractionTests: XCTestCase {
         let supernet = perturbedSupernet(space, seed: 21)
         let images = gaussianBuffer(2 * 28 * 28, seed: 22)
         var random = SeededRandom(seed: 0)
-        let before = Array(UnsafeBufferPointer(
-            start: supernet.forward(images.pointer, batch: 2, arch: space.largest, training: false, random: &random),
-            count: 20))
+        let before = Array(
+            UnsafeBufferPointer(
+                start: supernet.forward(
+                    images.pointer, batch: 2, arch: space.largest, training: false, random: &random),
+                count: 20))
         let projectBefore = supernet.blocks[5].project.weight.value.array()
         supernet.sortChannelsByImportance()
-        let after = Array(UnsafeBufferPointer(
-            start: supernet.forward(images.pointer, batch: 2, arch: space.largest, training: false, random: &random),
-            count: 20))
+        let after = Array(
+            UnsafeBufferPointer(
+                start: supernet.forward(
+                    images.pointer, batch: 2, arch: space.largest, training: false, random: &random),
+                count: 20))
         for (x, y) in zip(before, after) {
             XCTAssertEqual(x, y, accuracy: 1e-4 * max(1, abs(x)))
         }

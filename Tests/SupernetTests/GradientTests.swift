@@ -12,15 +12,19 @@ final class GradientTests: XCTestCase {
         return space
     }
 
-    private func loss(_ supernet: ElasticSupernet, arch: ArchConfig, images: FloatBuffer, labels: [Int32],
-                      gradient: UnsafeMutablePointer<Float>?) -> Double {
+    private func loss(
+        _ supernet: ElasticSupernet, arch: ArchConfig, images: FloatBuffer, labels: [Int32],
+        gradient: UnsafeMutablePointer<Float>?
+    ) -> Double {
         var random = SeededRandom(seed: 0)
         let batch = labels.count
         let logits = supernet.forward(images.pointer, batch: batch, arch: arch, training: true, random: &random)
-        return Double(labels.withUnsafeBufferPointer {
-            Loss.softmaxCrossEntropy(logits: logits, labels: $0.baseAddress!, batch: batch,
-                                     classes: supernet.space.classes, smoothing: 0.1, logitsGradient: gradient)
-        })
+        return Double(
+            labels.withUnsafeBufferPointer {
+                Loss.softmaxCrossEntropy(
+                    logits: logits, labels: $0.baseAddress!, batch: batch,
+                    classes: supernet.space.classes, smoothing: 0.1, logitsGradient: gradient)
+            })
     }
 
     private func check(arch: ArchConfig, seed: UInt64) {
@@ -51,8 +55,9 @@ final class GradientTests: XCTestCase {
             let numeric = (plus - minus) / Double(2 * h)
             let scale = max(abs(analytic), abs(numeric), 1e-2)
             errors.append(abs(analytic - numeric) / scale)
-            XCTAssertLessThan(abs(analytic - numeric) / scale, 0.35,
-                              "\(parameter.name): analytic \(analytic), numeric \(numeric) for \(arch)")
+            XCTAssertLessThan(
+                abs(analytic - numeric) / scale, 0.35,
+                "\(parameter.name): analytic \(analytic), numeric \(numeric) for \(arch)")
         }
         // Float32 finite differences through batch-statistics BatchNorm are noisy for single tensors (errors
         // up to ~25% were seen on correct code), but a wiring mistake corrupts every tensor upstream of it.

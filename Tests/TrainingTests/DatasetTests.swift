@@ -4,20 +4,31 @@ import XCTest
 
 final class DatasetTests: XCTestCase {
     func testInitRejectsInconsistentArrays() {
-        XCTAssertThrowsError(try ImageDataset(images: [1, 2, 3], labels: [0], height: 2, width: 2, channels: 1,
-                                              classes: 2)) { error in
+        XCTAssertThrowsError(
+            try ImageDataset(
+                images: [1, 2, 3], labels: [0], height: 2, width: 2, channels: 1,
+                classes: 2)
+        ) { error in
             XCTAssertEqual((error as? DatasetError)?.kind, .sizeMismatch)
         }
-        XCTAssertThrowsError(try ImageDataset(images: [1, 2, 3, 4], labels: [2], height: 2, width: 2, channels: 1,
-                                              classes: 2)) { error in
+        XCTAssertThrowsError(
+            try ImageDataset(
+                images: [1, 2, 3, 4], labels: [2], height: 2, width: 2, channels: 1,
+                classes: 2)
+        ) { error in
             XCTAssertEqual((error as? DatasetError)?.kind, .labelOutOfRange)
         }
-        XCTAssertThrowsError(try ImageDataset(images: [], labels: [], height: 0, width: 2, channels: 1,
-                                              classes: 2)) { error in
+        XCTAssertThrowsError(
+            try ImageDataset(
+                images: [], labels: [], height: 0, width: 2, channels: 1,
+                classes: 2)
+        ) { error in
             XCTAssertEqual((error as? DatasetError)?.kind, .invalidShape)
         }
-        XCTAssertNoThrow(try ImageDataset(images: [1, 2, 3, 4, 5, 6], labels: [1], height: 1, width: 2,
-                                          channels: 3, classes: 2))
+        XCTAssertNoThrow(
+            try ImageDataset(
+                images: [1, 2, 3, 4, 5, 6], labels: [1], height: 1, width: 2,
+                channels: 3, classes: 2))
     }
 
     func testSubsetCopiesTheChosenSamples() throws {
@@ -32,7 +43,8 @@ final class DatasetTests: XCTestCase {
 
     func testHoldOutIsDisjointCompleteDeterministicAndStratified() throws {
         // Unbalanced classes: 50, 30 and 20 samples.
-        let labels = [Int32](repeating: 0, count: 50) + [Int32](repeating: 1, count: 30)
+        let labels =
+            [Int32](repeating: 0, count: 50) + [Int32](repeating: 1, count: 30)
             + [Int32](repeating: 2, count: 20)
         let data = try ImageDataset(
             images: (0..<100).map { UInt8($0) }, labels: labels, height: 1, width: 1, channels: 1, classes: 3)

@@ -101,8 +101,9 @@ final class IDXTests: XCTestCase {
     func testCountMismatchBetweenImagesAndLabels() {
         let directory = TemporaryDirectory()
         let pixels = [UInt8](repeating: 1, count: 5 * 28 * 28)
-        writeGzip(idxImageBytes(count: 5, rows: 28, columns: 28, pixels: pixels),
-                  to: directory.file("t10k-images-idx3-ubyte.gz"))
+        writeGzip(
+            idxImageBytes(count: 5, rows: 28, columns: 28, pixels: pixels),
+            to: directory.file("t10k-images-idx3-ubyte.gz"))
         writeGzip(idxLabelBytes([0, 1, 2, 3]), to: directory.file("t10k-labels-idx1-ubyte.gz"))
         assertFails(.countMismatch, mentioning: "holds 4 labels") {
             _ = try FashionMNIST.load(directory: directory.path, split: .test)

@@ -40,8 +40,9 @@ final class SVGPlotTests: XCTestCase {
         let parser = XMLParser(data: Data(svg.utf8))
         let inspector = SVGInspector()
         parser.delegate = inspector
-        XCTAssertTrue(parser.parse(), "SVG does not parse: \(String(describing: parser.parserError))",
-                      file: file, line: line)
+        XCTAssertTrue(
+            parser.parse(), "SVG does not parse: \(String(describing: parser.parserError))",
+            file: file, line: line)
         XCTAssertEqual(inspector.root, "svg", file: file, line: line)
         return inspector
     }
@@ -108,9 +109,11 @@ final class SVGPlotTests: XCTestCase {
             PlotPoint(x: 1, y: 0.5), PlotPoint(x: 2, y: 0.4), PlotPoint(x: 2, y: 0.7), PlotPoint(x: 3, y: 0.6),
             PlotPoint(x: 4, y: 0.9), PlotPoint(x: 0.5, y: 0.1), PlotPoint(x: 5, y: .nan),
         ]
-        XCTAssertEqual(ScatterChart.paretoFront(of: points), [
-            PlotPoint(x: 0.5, y: 0.1), PlotPoint(x: 1, y: 0.5), PlotPoint(x: 2, y: 0.7), PlotPoint(x: 4, y: 0.9),
-        ])
+        XCTAssertEqual(
+            ScatterChart.paretoFront(of: points),
+            [
+                PlotPoint(x: 0.5, y: 0.1), PlotPoint(x: 1, y: 0.5), PlotPoint(x: 2, y: 0.7), PlotPoint(x: 4, y: 0.9),
+            ])
     }
 
     func testNiceTicks() {
@@ -118,15 +121,18 @@ final class SVGPlotTests: XCTestCase {
         XCTAssertEqual(unit.step, 0.2, accuracy: 1e-12)
         XCTAssertEqual(unit.values.count, 6)
         XCTAssertEqual(unit.values.last ?? 0, 1.0, accuracy: 1e-12)
-        XCTAssertEqual(NiceTicks.labels(unit.values, step: unit.step, format: .automatic),
-                       ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"])
+        XCTAssertEqual(
+            NiceTicks.labels(unit.values, step: unit.step, format: .automatic),
+            ["0.0", "0.2", "0.4", "0.6", "0.8", "1.0"])
         let macs = NiceTicks.ticks(lower: 42e6, upper: 298e6)
         XCTAssertEqual(macs.step, 50e6)
-        XCTAssertEqual(NiceTicks.labels(macs.values, step: macs.step, format: .automatic),
-                       ["0M", "50M", "100M", "150M", "200M", "250M", "300M"])
+        XCTAssertEqual(
+            NiceTicks.labels(macs.values, step: macs.step, format: .automatic),
+            ["0M", "50M", "100M", "150M", "200M", "250M", "300M"])
         let loss = NiceTicks.ticks(lower: -0.013, upper: 0.021, target: 5)
-        XCTAssertEqual(NiceTicks.labels(loss.values, step: loss.step, format: .automatic),
-                       ["-0.015", "-0.010", "-0.005", "0.000", "0.005", "0.010", "0.015", "0.020", "0.025"])
+        XCTAssertEqual(
+            NiceTicks.labels(loss.values, step: loss.step, format: .automatic),
+            ["-0.015", "-0.010", "-0.005", "0.000", "0.005", "0.010", "0.015", "0.020", "0.025"])
         XCTAssertEqual(NiceTicks.labels([0.85, 0.9], step: 0.05, format: .percent), ["85%", "90%"])
         let flat = NiceTicks.ticks(lower: 3, upper: 3)
         XCTAssertLessThan(flat.values.first ?? 3, 3)
