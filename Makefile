@@ -9,6 +9,7 @@ export OPENBLAS_CORETYPE ?= Haswell
 
 DEBIAN_PACKAGES := liblz4-dev libsystemd-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
+PLUGINS := target-analytic strategy-evolution
 
 .PHONY: all deps python-deps build test lint demo train-default install clean
 
@@ -18,11 +19,11 @@ all: build
 deps:
 	@scripts/install-deps.sh $(DEBIAN_PACKAGES)
 
-## python-deps: a virtualenv with the interoperability-test packages (safetensors, numpy).
+## python-deps: a virtualenv with the interoperability-test packages (safetensors, numpy, lz4).
 python-deps: $(VENV)/.ready
 $(VENV)/.ready:
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet safetensors numpy
+	$(VENV)/bin/pip install --quiet safetensors numpy lz4
 	touch $@
 
 build: deps
@@ -45,6 +46,21 @@ train-default: build
 
 demo: build
 	@scripts/demo.sh "$(RELEASE_BIN)"
+
+## install: binaries, plugins, the shipped models, systemd units, sysusers and an example config, under
+## $(DESTDIR)$(PREFIX); the units name the installed paths.
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/supernetd/plugins \
+	    $(DESTDIR)$(PREFIX)/share/supernetd/models $(DESTDIR)$(PREFIX)/lib/systemd/system \
+	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/supernetd
+	install -m 755 $(RELEASE_BIN)/supernet $(RELEASE_BIN)/supernetd $(RELEASE_BIN)/supernetctl $(DESTDIR)$(PREFIX)/bin/
+	for plugin in $(PLUGINS); do install -m 644 $(RELEASE_BIN)/lib$$plugin.so $(DESTDIR)$(PREFIX)/lib/supernetd/plugins/; done
+	install -m 644 models/*.supernet $(DESTDIR)$(PREFIX)/share/supernetd/models/
+	for unit in supernetd.service supernetd.socket supernetd-admin.socket; do \
+	    sed 's#/usr/bin/#$(PREFIX)/bin/#g; s#/usr/lib/supernetd#$(PREFIX)/lib/supernetd#g; s#/usr/share/supernetd#$(PREFIX)/share/supernetd#g' \
+	        systemd/$$unit > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$unit; done
+	install -m 644 systemd/sysusers.d/supernetd.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/supernetd.conf
+	install -m 644 systemd/supernetd.conf $(DESTDIR)$(PREFIX)/share/doc/supernetd/supernetd.conf.example
 
 clean:
 	rm -rf .build $(VENV)

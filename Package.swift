@@ -11,7 +11,13 @@ let package = Package(
     name: "supernetd",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "supernet", targets: ["supernet"])
+        .executable(name: "supernet", targets: ["supernet"]),
+        .executable(name: "supernetd", targets: ["supernetd"]),
+        .executable(name: "supernetctl", targets: ["supernetctl"]),
+
+        // Plugins: shared objects that the daemon loads with dlopen, never linked into it.
+        .library(name: "target-analytic", type: .dynamic, targets: ["TargetAnalytic"]),
+        .library(name: "strategy-evolution", type: .dynamic, targets: ["StrategyEvolution"]),
     ],
     targets: [
         // C: one shim per system library.
@@ -19,10 +25,14 @@ let package = Package(
         .systemLibrary(name: "CLZ4", path: "Sources/CLZ4"),
         .systemLibrary(name: "CSystemd", path: "Sources/CSystemd"),
         .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CLinux", path: "Sources/CLinux"),
+        // The plugin ABI header; a module map beside it makes it a Swift module (nothing compiled or linked).
+        .systemLibrary(name: "SupernetPluginABI", path: "plugins/include"),
 
         // Kernels.
         .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
         .target(name: "Digest"),
+        .target(name: "Wire", dependencies: ["CLZ4", "Digest"]),
 
         // Model.
         .target(name: "SafeTensors"),
@@ -30,7 +40,13 @@ let package = Package(
 
         // Services.
         .target(name: "Training", dependencies: ["Supernet", "Engine", "SafeTensors", "CZlib"]),
-        .target(name: "Benchmarks", dependencies: ["Supernet", "Engine", "Training"]),
+        .target(name: "SystemdSupport", dependencies: ["CSystemd"]),
+        .target(name: "PluginHost", dependencies: ["SupernetPluginABI"]),
+        .target(
+            name: "Daemon",
+            dependencies: ["Supernet", "Engine", "SafeTensors", "Wire", "SystemdSupport", "PluginHost", "CLinux"]),
+        .target(name: "Client", dependencies: ["Supernet", "SafeTensors", "Wire"]),
+        .target(name: "Benchmarks", dependencies: ["Supernet", "Engine", "Training", "Client"]),
 
         // Executables.
         .target(name: "CommandLineSupport"),
@@ -38,10 +54,22 @@ let package = Package(
             name: "supernet",
             dependencies: ["CommandLineSupport", "Supernet", "Engine", "SafeTensors", "Training", "Benchmarks"]),
 
+        .executableTarget(name: "supernetctl", dependencies: ["CommandLineSupport", "Client", "Wire"]),
+        .executableTarget(name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "SystemdSupport"]),
+
+        // Plugins: each imports only the ABI module and exports supernet_plugin_entry.
+        .target(name: "TargetAnalytic", dependencies: ["SupernetPluginABI"], path: "plugins/target-analytic"),
+        .target(name: "StrategyEvolution", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-evolution"),
+
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], exclude: ["Python"]),
         .testTarget(name: "DigestTests", dependencies: ["Digest"]),
+        .testTarget(name: "WireTests", dependencies: ["Wire", "Digest"], exclude: ["Python"]),
         .testTarget(name: "SupernetTests", dependencies: ["Supernet", "Engine", "SafeTensors"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "Supernet", "Engine"]),
+        .executableTarget(name: "notify-probe", dependencies: ["SystemdSupport"], path: "Tests/Support/notify-probe"),
+        // The plugin tests load the plugins from the build directory, so they must not link them.
+        .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "SupernetPluginABI"]),
+        .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport", "notify-probe"]),
     ]
 )

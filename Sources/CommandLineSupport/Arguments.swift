@@ -8,6 +8,8 @@ public enum ExitCode: Int32, Sendable {
     case success = 0
     /// A runtime failure (the message says which).
     case failure = 1
+    /// No subnet meets the budget (the message names the smallest achievable cost).
+    case infeasible = 2
     /// Wrong command-line usage (EX_USAGE).
     case usage = 64
     /// Input data is malformed: a bad file, arch or budget (EX_DATAERR).
@@ -16,6 +18,8 @@ public enum ExitCode: Int32, Sendable {
     case noInput = 66
     /// A service is unavailable: daemon not running, socket refused (EX_UNAVAILABLE).
     case unavailable = 69
+    /// Try again later: overloaded, deadline exceeded (EX_TEMPFAIL).
+    case temporaryFailure = 75
     /// Permission denied (EX_NOPERM).
     case permission = 77
 }

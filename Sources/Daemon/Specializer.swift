@@ -1,0 +1,371 @@
+import Foundation
+import Supernet
+import Synchronization
+import Wire
+
+extension BudgetKind: CustomStringConvertible {
+    /// The unit name used in messages.
+    public var description: String {
+        switch self {
+        case .latencyMs: return "latency_ms"
+        case .macs: return "macs"
+        case .params: return "params"
+        case .memoryKB: return "memory_kb"
+        }
+    }
+}
+
+/// A subnet's cost on a hardware target.
+public struct TargetCost: Sendable, Equatable {
+    /// Latency in milliseconds.
+    public var latencyMs: Double
+    /// Energy in millijoules (NaN when the target does not know).
+    public var energyMJ: Double
+    /// Peak memory in bytes as the target counts it (NaN when unknown).
+    public var peakMemoryBytes: Double
+
+    /// Creates a cost.
+    public init(latencyMs: Double, energyMJ: Double = .nan, peakMemoryBytes: Double = .nan) {
+        self.latencyMs = latencyMs
+        self.energyMJ = energyMJ
+        self.peakMemoryBytes = peakMemoryBytes
+    }
+}
+
+/// A hardware target as the specializer uses it (a plugin behind it).
+public protocol CostModel: Sendable {
+    /// Name clients use.
+    var name: String { get }
+    /// Costs of a subnet given its layer list.
+    func cost(of layers: [LayerShape]) throws -> TargetCost
+}
+
+/// A candidate's score: predicted accuracy, exact costs and the target's latency and energy.
+public struct CandidateScore: Sendable {
+    /// Predicted accuracy in [0, 1].
+    public var accuracy: Double
+    /// Exact MACs, parameters and peak activation bytes.
+    public var costs: SubnetCosts
+    /// The target's estimate.
+    public var target: TargetCost
+}
+
+/// What a search strategy gets to score candidates, batched. Returns nil when the search must stop
+/// (deadline or cancellation).
+public typealias CandidateScorer = @Sendable ([ArchConfig]) -> [CandidateScore]?
+
+/// The outcome of a search.
+public struct SearchOutcome: Sendable {
+    /// The best feasible architecture found, nil if none was.
+    public var best: ArchConfig?
+    /// Candidates scored.
+    public var evaluations: Int
+    /// Wall time in milliseconds.
+    public var milliseconds: Double
+}
+
+/// A search strategy as the specializer uses it (a plugin behind it).
+public protocol ArchitectureSearch: Sendable {
+    /// Name clients use.
+    var name: String { get }
+    /// Searches `space` for the most accurate architecture meeting every budget (judged by `feasible`).
+    func search(
+        space: SearchSpace, budgets: [Budget], deadline: Double, seed: UInt64,
+        score: @escaping CandidateScorer
+    ) throws -> SearchOutcome
+}
+
+/// A specialization failure with the protocol's error code.
+public struct SpecializationError: Error, CustomStringConvertible, Sendable {
+    /// The stable error code (see PROTOCOL.md).
+    public let code: ErrorCode
+    /// A message that says what to do next.
+    public let message: String
+    /// For an infeasible budget: the smallest achievable value of the budget that failed, and its kind.
+    public var smallestAchievable: (kind: BudgetKind, value: Double)?
+
+    /// Creates an error.
+    public init(_ code: ErrorCode, _ message: String, smallestAchievable: (kind: BudgetKind, value: Double)? = nil) {
+        self.code = code
+        self.message = message
+        self.smallestAchievable = smallestAchievable
+    }
+
+    /// The message.
+    public var description: String { message }
+}
+
+/// A bounded least-recently-used map. Thread-safe.
+final class LRUCache<Value: Sendable>: Sendable {
+    private struct State {
+        var entries: [String: (value: Value, stamp: UInt64)] = [:]
+        var clock: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    let capacity: Int
+
+    init(capacity: Int) {
+        self.capacity = max(1, capacity)
+    }
+
+    func value(_ key: String) -> Value? {
+        state.withLock { s in
+            guard let entry = s.entries[key] else { return nil }
+            s.clock += 1
+            s.entries[key] = (entry.value, s.clock)
+            return entry.value
+        }
+    }
+
+    func store(_ key: String, _ value: Value) {
+        state.withLock { s in
+            s.clock += 1
+            s.entries[key] = (value, s.clock)
+            if s.entries.count > capacity, let oldest = s.entries.min(by: { $0.value.stamp < $1.value.stamp }) {
+                s.entries.removeValue(forKey: oldest.key)
+            }
+        }
+    }
+
+    var count: Int { state.withLock { $0.entries.count } }
+}
+
+/// A specialization request, as decoded from the wire.
+public struct SpecializeRequest: Sendable {
+    /// Model name.
+    public var model: String
+    /// Target name.
+    public var target: String
+    /// Budgets (at least one).
+    public var budgets: [Budget]
+    /// Strategy name; nil or empty for the default.
+    public var strategy: String?
+    /// Search deadline in milliseconds (nil: the server default).
+    public var deadlineMs: Double?
+
+    /// Creates a request.
+    public init(model: String, target: String, budgets: [Budget], strategy: String? = nil, deadlineMs: Double? = nil) {
+        self.model = model
+        self.target = target
+        self.budgets = budgets
+        self.strategy = strategy
+        self.deadlineMs = deadlineMs
+    }
+}
+
+/// The chosen subnet and how it was found.
+public struct Specialization: Sendable {
+    /// The model it came from.
+    public var model: LoadedModel
+    /// Canonical architecture.
+    public var arch: ArchConfig
+    /// SHA-256 of the canonical arch JSON.
+    public var digest: String
+    /// Predicted accuracy in [0, 1] (the predictor's, or NaN without one).
+    public var predictedAccuracy: Double
+    /// Exact MACs, parameters and peak activation memory.
+    public var costs: SubnetCosts
+    /// Cost on the target.
+    public var targetCost: TargetCost
+    /// The strategy that found it.
+    public var strategy: String
+    /// Whether the search result came from the cache.
+    public var cached: Bool
+    /// Candidates the search scored.
+    public var evaluations: Int
+    /// Search wall time in milliseconds (0 when cached).
+    public var searchMilliseconds: Double
+}
+
+/// Finds the best subnet for a target and budgets and cuts it out; caches searches by request and subnets by
+/// architecture digest.
+public final class Specializer: Sendable {
+    let store: ModelStore
+    let targets: @Sendable (String) -> CostModel?
+    let strategies: @Sendable (String) -> ArchitectureSearch?
+    let defaultStrategy: String
+    let defaultDeadlineMs: Double
+    private let searches: LRUCache<Specialization>
+    private let subnets: LRUCache<Subnet>
+
+    /// Creates a specializer over `store`, resolving targets and strategies by name through the closures.
+    public init(
+        store: ModelStore, targets: @escaping @Sendable (String) -> CostModel?,
+        strategies: @escaping @Sendable (String) -> ArchitectureSearch?, defaultStrategy: String,
+        defaultDeadlineMs: Double, cacheEntries: Int
+    ) {
+        self.store = store
+        self.targets = targets
+        self.strategies = strategies
+        self.defaultStrategy = defaultStrategy
+        self.defaultDeadlineMs = defaultDeadlineMs
+        searches = LRUCache(capacity: cacheEntries)
+        subnets = LRUCache(capacity: max(8, cacheEntries / 4))
+    }
+
+    /// Runs the search (or answers from the cache).
+    /// - Throws: `SpecializationError` (unknown names, invalid or infeasible budgets, plugin failure, cancel).
+    public func search(_ request: SpecializeRequest, cancel: CancelToken) throws -> Specialization {
+        guard let model = store.model(request.model) else {
+            throw SpecializationError(
+                .unknownModel, "unknown model \"\(request.model)\"; `supernetctl models` lists them")
+        }
+        guard let target = targets(request.target) else {
+            throw SpecializationError(
+                .unknownTarget,
+                "unknown target \"\(request.target)\"; `supernetctl targets` lists them")
+        }
+        let strategyName = (request.strategy ?? "").isEmpty ? defaultStrategy : request.strategy!
+        guard let strategy = strategies(strategyName) else {
+            throw SpecializationError(
+                .unknownStrategy,
+                "unknown strategy \"\(strategyName)\"; `supernetctl strategies` lists them")
+        }
+        try validate(request.budgets)
+
+        let key =
+            "\(model.name)#\(model.generation)|\(target.name)|\(strategy.name)|"
+            + request.budgets.map { "\($0.kind.rawValue)=\($0.value)" }.sorted().joined(separator: ",")
+        if var hit = searches.value(key) {
+            hit.cached = true
+            hit.searchMilliseconds = 0
+            return hit
+        }
+        let result = try runSearch(model: model, target: target, strategy: strategy, request: request, cancel: cancel)
+        searches.store(key, result)
+        return result
+    }
+
+    /// The subnet for a specialization, extracted and recalibrated once per architecture.
+    public func subnet(for specialization: Specialization) throws -> Subnet {
+        let model = specialization.model
+        let key = "\(model.name)#\(model.generation)|\(specialization.digest)"
+        if let hit = subnets.value(key) {
+            return hit
+        }
+        let subnet = try model.subnet(specialization.arch)
+        subnets.store(key, subnet)
+        return subnet
+    }
+
+    private func validate(_ budgets: [Budget]) throws {
+        guard !budgets.isEmpty else {
+            throw SpecializationError(.invalidArgument, "give at least one budget (latency, MACs, params or memory)")
+        }
+        guard budgets.count <= 8 else {
+            throw SpecializationError(.invalidArgument, "at most 8 budgets per request, got \(budgets.count)")
+        }
+        for budget in budgets where !(budget.value.isFinite && budget.value > 0) {
+            throw SpecializationError(
+                .invalidArgument,
+                "budget \(budget.kind) must be a positive finite number, got \(budget.value)")
+        }
+    }
+
+    /// The value of `kind` for an arch with these costs.
+    static func measure(_ kind: BudgetKind, costs: SubnetCosts, target: TargetCost) -> Double {
+        switch kind {
+        case .latencyMs: return target.latencyMs
+        case .macs: return Double(costs.macs)
+        case .params: return Double(costs.parameters)
+        case .memoryKB: return Double(costs.peakActivationBytes) / 1024
+        }
+    }
+
+    private func runSearch(
+        model: LoadedModel, target: CostModel, strategy: ArchitectureSearch,
+        request: SpecializeRequest, cancel: CancelToken
+    ) throws -> Specialization {
+        let space = model.space
+        let smallest = space.smallest
+        let smallestCosts = space.costs(for: smallest)
+        let smallestTarget = try targetCost(target, space: space, arch: smallest)
+        for budget in request.budgets {
+            let achievable = Self.measure(budget.kind, costs: smallestCosts, target: smallestTarget)
+            if budget.value < achievable {
+                throw SpecializationError(
+                    .infeasibleBudget,
+                    "no subnet of \(model.name) meets \(budget.kind) ≤ \(budget.value) on \(target.name): the smallest "
+                        + "achievable is \(Self.format(achievable)) \(budget.kind)",
+                    smallestAchievable: (budget.kind, achievable))
+            }
+        }
+
+        let deadline = monotonicSeconds() + (request.deadlineMs ?? defaultDeadlineMs) / 1000
+        let score = scorer(model: model, target: target, deadline: deadline, cancel: cancel)
+        let outcome: SearchOutcome
+        do {
+            outcome = try strategy.search(
+                space: space, budgets: request.budgets, deadline: deadline,
+                seed: 0x5EED, score: score)
+        } catch {
+            throw SpecializationError(.pluginFailed, "strategy \(strategy.name) failed: \(error)")
+        }
+        if cancel.isCancelled {
+            throw SpecializationError(.cancelled, "request cancelled")
+        }
+        guard let best = outcome.best?.canonical(maxDepth: space.maxDepth) else {
+            throw SpecializationError(
+                .infeasibleBudget,
+                "strategy \(strategy.name) found no subnet of \(model.name) within the budgets before its deadline; "
+                    + "the smallest subnet costs "
+                    + request.budgets.map {
+                        "\(Self.format(Self.measure($0.kind, costs: smallestCosts, target: smallestTarget))) \($0.kind)"
+                    }.joined(separator: ", "))
+        }
+        let costs = space.costs(for: best)
+        let cost = try targetCost(target, space: space, arch: best)
+        for budget in request.budgets where Self.measure(budget.kind, costs: costs, target: cost) > budget.value {
+            throw SpecializationError(
+                .pluginFailed,
+                "strategy \(strategy.name) returned \(best.json), which exceeds \(budget.kind) ≤ "
+                    + "\(Self.format(budget.value)) (\(Self.format(Self.measure(budget.kind, costs: costs, target: cost))))"
+            )
+        }
+        return Specialization(
+            model: model, arch: best, digest: best.digest(maxDepth: space.maxDepth),
+            predictedAccuracy: model.predictor?.predict(best) ?? .nan, costs: costs, targetCost: cost,
+            strategy: strategy.name, cached: false, evaluations: outcome.evaluations,
+            searchMilliseconds: outcome.milliseconds)
+    }
+
+    private func targetCost(_ target: CostModel, space: SearchSpace, arch: ArchConfig) throws -> TargetCost {
+        do {
+            return try target.cost(of: space.layers(for: arch))
+        } catch {
+            throw SpecializationError(.pluginFailed, "target \(target.name) failed: \(error)")
+        }
+    }
+
+    /// Scores candidates with the predictor (or, without one, a MACs-based proxy that prefers larger subnets)
+    /// and the target; stops the search at the deadline or on cancellation.
+    private func scorer(
+        model: LoadedModel, target: CostModel, deadline: Double, cancel: CancelToken
+    )
+        -> CandidateScorer
+    {
+        let space = model.space
+        let largestMACs = Double(space.costs(for: space.largest).macs)
+        return { archs in
+            if cancel.isCancelled || monotonicSeconds() > deadline {
+                return nil
+            }
+            let costs = archs.map { space.costs(for: $0) }
+            let accuracy = model.predictor?.predict(archs) ?? costs.map { Double($0.macs) / largestMACs }
+            var scores: [CandidateScore] = []
+            scores.reserveCapacity(archs.count)
+            for (i, arch) in archs.enumerated() {
+                guard let cost = try? target.cost(of: space.layers(for: arch)) else {
+                    return nil
+                }
+                scores.append(CandidateScore(accuracy: accuracy[i], costs: costs[i], target: cost))
+            }
+            return scores
+        }
+    }
+
+    static func format(_ value: Double) -> String {
+        value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.4g", value)
+    }
+}
