@@ -28,11 +28,14 @@ $(VENV)/.ready:
 
 build: deps
 	$(SWIFT) build -c release
+	for plugin in $(PLUGINS); do $(SWIFT) build -c release --product $$plugin; done
 
 ## test: the format check, then every unit and integration test, release-optimized (the engine is too slow
 ## unoptimized to train in tests).
+TEST_FLAGS := -c release -Xswiftc -enable-testing
 test: deps python-deps lint
-	SUPERNET_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test -c release -Xswiftc -enable-testing --disable-swift-testing
+	for plugin in $(PLUGINS); do $(SWIFT) build $(TEST_FLAGS) --product $$plugin; done
+	SUPERNET_PYTHON=$(CURDIR)/$(VENV)/bin/python $(SWIFT) test $(TEST_FLAGS) --disable-swift-testing
 
 ## lint: fails when a Swift file drifts from .swift-format.
 lint:

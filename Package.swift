@@ -44,7 +44,9 @@ let package = Package(
         .target(name: "PluginHost", dependencies: ["SupernetPluginABI"]),
         .target(
             name: "Daemon",
-            dependencies: ["Supernet", "Engine", "SafeTensors", "Wire", "SystemdSupport", "PluginHost", "CLinux"]),
+            dependencies: [
+                "Supernet", "Engine", "SafeTensors", "Wire", "Digest", "SystemdSupport", "PluginHost", "CLinux",
+            ]),
         .target(name: "Client", dependencies: ["Supernet", "SafeTensors", "Wire"]),
         .target(name: "Benchmarks", dependencies: ["Supernet", "Engine", "Training", "Client"]),
 
@@ -70,6 +72,12 @@ let package = Package(
         .executableTarget(name: "notify-probe", dependencies: ["SystemdSupport"], path: "Tests/Support/notify-probe"),
         // The plugin tests load the plugins from the build directory, so they must not link them.
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "SupernetPluginABI"]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: [
+                "Daemon", "Client", "Wire", "Supernet", "SafeTensors", "Training", "Engine", "supernetd",
+                "supernetctl", "supernet",
+            ]),
         .testTarget(name: "SystemdSupportTests", dependencies: ["SystemdSupport", "notify-probe"]),
     ]
 )

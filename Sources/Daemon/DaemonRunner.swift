@@ -150,29 +150,42 @@ public final class DaemonRunner {
         return ([(client.fd, .client), (admin.fd, .admin)], [client, admin])
     }
 
-    /// Blocks SIGHUP, SIGTERM and SIGINT in every thread (they arrive through a signalfd on the loop) and
-    /// ignores SIGPIPE (a vanished client is an EPIPE, not a crash).
+    /// Routes SIGHUP, SIGTERM and SIGINT to a pipe the loop watches (self-pipe: the handler only writes the signal
+    /// number, which is async-signal-safe) and ignores SIGPIPE (a vanished client is an EPIPE, not a crash).
+    /// A signalfd would need the signals blocked in every thread, and OpenBLAS starts threads before `main`.
     private func blockSignals() throws -> Int32 {
         signal(SIGPIPE, SIG_IGN)
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGHUP)
-        sigaddset(&set, SIGTERM)
-        sigaddset(&set, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
-        let fd = signalfd(-1, &set, Int32(SFD_CLOEXEC | SFD_NONBLOCK))
-        guard fd >= 0 else {
-            throw SystemCallError("signalfd")
+        var fds: [Int32] = [0, 0]
+        guard pipe(&fds) == 0 else {
+            throw SystemCallError("pipe")
         }
-        return fd
+        for fd in fds {
+            setNonBlocking(fd)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        signalPipe = fds[1]
+        for number in [SIGHUP, SIGTERM, SIGINT] {
+            var action = sigaction()
+            action.__sigaction_handler.sa_handler = { number in
+                var byte = UInt8(truncatingIfNeeded: number)
+                _ = write(signalPipe, &byte, 1)
+            }
+            action.sa_flags = SA_RESTART
+            sigemptyset(&action.sa_mask)
+            sigaction(number, &action, nil)
+        }
+        return fds[0]
     }
 
+    /// The next signal number written by the handler, 0 when none is pending.
     private func readSignal(_ fd: Int32) -> Int32 {
-        var info = signalfd_siginfo()
-        let count = read(fd, &info, MemoryLayout<signalfd_siginfo>.size)
-        return count == MemoryLayout<signalfd_siginfo>.size ? Int32(info.ssi_signo) : 0
+        var byte: UInt8 = 0
+        return read(fd, &byte, 1) == 1 ? Int32(byte) : 0
     }
 }
+
+/// The write end of the signal pipe, set once before the handlers are installed and only read afterwards.
+nonisolated(unsafe) private var signalPipe: Int32 = -1
 
 /// A catalog that can rescan its plugin directories (SIGHUP).
 public protocol PluginRescanning: Sendable {

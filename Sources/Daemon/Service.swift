@@ -1,3 +1,4 @@
+import Digest
 import Foundation
 import Supernet
 import Synchronization
@@ -39,6 +40,8 @@ final class ServiceCounters: Sendable {
 public final class DaemonService: FrameHandler, @unchecked Sendable {
     // @unchecked: all stored properties are immutable references to thread-safe objects.
     public static let protocolVersion: UInt16 = 1
+    /// SHA-256 of no bytes: the digest a search-only (`noWeights`) reply carries.
+    static let emptyDigest = SHA256.hash([])
     let store: ModelStore
     let catalog: PluginCatalog
     let specializer: Specializer
@@ -240,7 +243,7 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
             search: SearchStatistics(evaluations: UInt64(found.evaluations), wallMs: found.searchMilliseconds),
             dtype: message.dtype, shuffle: message.shuffle, tensors: weights?.tensors ?? [],
             decodedBytes: weights?.decodedBytes ?? 0, compressedBytes: UInt64(weights?.compressed.count ?? 0),
-            sha256: weights?.sha256 ?? [], metadata: subnetMetadata)
+            sha256: weights?.sha256 ?? Self.emptyDigest, metadata: subnetMetadata)
         guard connection.send(try frames(header: header, weights: weights, requestID: requestID)) else {
             throw SpecializationError(.overloaded, "the connection's output queue is full; read the replies")
         }
@@ -297,7 +300,19 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
         _ message: Pareto, _ requestID: UInt32, _ connection: ServerConnection,
         _ token: CancelToken
     ) throws {
-        throw SpecializationError(.invalidArgument, "pareto is not available yet")
+        let front = try specializer.front(model: message.model, target: message.target)
+        let wanted = max(1, Int(message.points))
+        let chosen =
+            front.count <= wanted
+            ? front : (0..<wanted).map { front[$0 * (front.count - 1) / max(wanted - 1, 1)] }
+        reply(
+            connection, requestID,
+            ParetoReply(
+                points: chosen.map {
+                    ParetoPoint(
+                        arch: $0.arch.json, predictedAccuracy: $0.accuracy, macs: UInt64($0.costs.macs),
+                        latencyMs: $0.latencyMs)
+                }))
     }
 
     // MARK: - Admin

@@ -1,3 +1,4 @@
+import Engine
 import Foundation
 import Supernet
 import Synchronization
@@ -188,6 +189,7 @@ public final class Specializer: Sendable {
     let defaultDeadlineMs: Double
     private let searches: LRUCache<Specialization>
     private let subnets: LRUCache<Subnet>
+    let fronts = LRUCache<[FrontPoint]>(capacity: 64)
 
     /// Creates a specializer over `store`, resolving targets and strategies by name through the closures.
     public init(
@@ -330,7 +332,7 @@ public final class Specializer: Sendable {
             searchMilliseconds: outcome.milliseconds)
     }
 
-    private func targetCost(_ target: CostModel, space: SearchSpace, arch: ArchConfig) throws -> TargetCost {
+    func targetCost(_ target: CostModel, space: SearchSpace, arch: ArchConfig) throws -> TargetCost {
         do {
             return try target.cost(of: space.layers(for: arch))
         } catch {
@@ -367,5 +369,54 @@ public final class Specializer: Sendable {
 
     static func format(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.4g", value)
+    }
+}
+
+/// One point of an accuracy-versus-latency front.
+public struct FrontPoint: Sendable {
+    /// Canonical architecture.
+    public var arch: ArchConfig
+    /// Predicted accuracy in [0, 1].
+    public var accuracy: Double
+    /// Exact costs.
+    public var costs: SubnetCosts
+    /// Latency on the target, ms.
+    public var latencyMs: Double
+}
+
+extension Specializer {
+    /// The non-dominated subnets (higher accuracy, lower latency) among `samples` random ones plus the largest
+    /// and smallest, sorted by latency. Deterministic for a model and target.
+    public func front(model name: String, target targetName: String, samples: Int = 3000) throws -> [FrontPoint] {
+        guard let model = store.model(name) else {
+            throw SpecializationError(.unknownModel, "unknown model \"\(name)\"; `supernetctl models` lists them")
+        }
+        guard let target = targets(targetName) else {
+            throw SpecializationError(
+                .unknownTarget, "unknown target \"\(targetName)\"; `supernetctl targets` lists them")
+        }
+        let key = "\(model.name)#\(model.generation)|\(target.name)|\(samples)"
+        if let cached = fronts.value(key) {
+            return cached
+        }
+        let space = model.space
+        var random = SeededRandom(seed: 0xF207)
+        let archs = [space.largest, space.smallest] + (0..<samples).map { _ in space.sample(&random) }
+        let canonical = archs.map { $0.canonical(maxDepth: space.maxDepth) }
+        let costs = canonical.map { space.costs(for: $0) }
+        let largestMACs = Double(space.costs(for: space.largest).macs)
+        let accuracy = model.predictor?.predict(canonical) ?? costs.map { Double($0.macs) / largestMACs }
+        var points: [FrontPoint] = []
+        for (i, arch) in canonical.enumerated() {
+            let latency = try targetCost(target, space: space, arch: arch).latencyMs
+            points.append(FrontPoint(arch: arch, accuracy: accuracy[i], costs: costs[i], latencyMs: latency))
+        }
+        points.sort { $0.latencyMs < $1.latencyMs || ($0.latencyMs == $1.latencyMs && $0.accuracy > $1.accuracy) }
+        var front: [FrontPoint] = []
+        for point in points where point.accuracy > (front.last?.accuracy ?? -.infinity) {
+            front.append(point)
+        }
+        fronts.store(key, front)
+        return front
     }
 }

@@ -9,7 +9,6 @@ import Glibc
 let version = "0.1.0"
 let arguments = Array(CommandLine.arguments.dropFirst())
 if arguments.contains("--help") || arguments.contains("-h") {
-    print("usage: supernetd [--config FILE] [options]; every config key is also a flag\n")
     print(DaemonConfiguration.usage)
     exit(0)
 }
