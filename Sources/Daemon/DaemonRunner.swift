@@ -111,7 +111,7 @@ public final class DaemonRunner {
             store: store, targets: { catalog.target($0) }, strategies: { catalog.strategy($0) },
             defaultStrategy: configuration.defaultStrategy,
             defaultDeadlineMs: Double(configuration.defaultDeadlineMilliseconds),
-            cacheEntries: max(configuration.cacheEntries, 1) * 32)
+            cacheEntries: max(configuration.cacheEntries, 1) * 32, calibrationLimit: configuration.calibrationImages)
         let threads =
             configuration.workerThreads > 0
             ? configuration.workerThreads : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))

@@ -33,15 +33,16 @@ public final class LoadedModel: @unchecked Sendable {
     /// The space.
     public var space: SearchSpace { file.manifest.space }
 
-    /// Extracts `arch` and recalibrates it exactly as `supernet extract` does (same bytes).
-    func subnet(_ arch: ArchConfig) throws -> Subnet {
+    /// Extracts `arch` and recalibrates it on the first `calibrationLimit` stored images (all when 0) exactly
+    /// as `supernet extract` does: the same bytes for the same count.
+    func subnet(_ arch: ArchConfig, calibrationLimit: Int) throws -> Subnet {
         let extracted = extractionLock.withLock { _ in file.network.extract(arch) }
-        guard file.calibrationCount > 0 else {
+        let count = calibrationLimit > 0 ? min(calibrationLimit, file.calibrationCount) : file.calibrationCount
+        guard count > 0 else {
             return extracted
         }
         return try extracted.recalibrated(
-            images: file.calibrationImages, count: file.calibrationCount,
-            normalization: file.manifest.normalization)
+            images: file.calibrationImages, count: count, normalization: file.manifest.normalization)
     }
 }
 

@@ -187,6 +187,8 @@ public final class Specializer: Sendable {
     let strategies: @Sendable (String) -> ArchitectureSearch?
     let defaultStrategy: String
     let defaultDeadlineMs: Double
+    /// Calibration images used per subnet (0: all the model file holds).
+    let calibrationLimit: Int
     private let searches: LRUCache<Specialization>
     private let subnets: LRUCache<Subnet>
     let fronts = LRUCache<[FrontPoint]>(capacity: 64)
@@ -195,8 +197,9 @@ public final class Specializer: Sendable {
     public init(
         store: ModelStore, targets: @escaping @Sendable (String) -> CostModel?,
         strategies: @escaping @Sendable (String) -> ArchitectureSearch?, defaultStrategy: String,
-        defaultDeadlineMs: Double, cacheEntries: Int
+        defaultDeadlineMs: Double, cacheEntries: Int, calibrationLimit: Int = 0
     ) {
+        self.calibrationLimit = calibrationLimit
         self.store = store
         self.targets = targets
         self.strategies = strategies
@@ -246,7 +249,7 @@ public final class Specializer: Sendable {
         if let hit = subnets.value(key) {
             return hit
         }
-        let subnet = try model.subnet(specialization.arch)
+        let subnet = try model.subnet(specialization.arch, calibrationLimit: calibrationLimit)
         subnets.store(key, subnet)
         return subnet
     }
@@ -307,15 +310,11 @@ public final class Specializer: Sendable {
         if cancel.isCancelled {
             throw SpecializationError(.cancelled, "request cancelled")
         }
-        guard let best = outcome.best?.canonical(maxDepth: space.maxDepth) else {
-            throw SpecializationError(
-                .infeasibleBudget,
-                "strategy \(strategy.name) found no subnet of \(model.name) within the budgets before its deadline; "
-                    + "the smallest subnet costs "
-                    + request.budgets.map {
-                        "\(Self.format(Self.measure($0.kind, costs: smallestCosts, target: smallestTarget))) \($0.kind)"
-                    }.joined(separator: ", "))
-        }
+        // The smallest subnet met every budget above, so a strategy that found nothing (a budget that only a
+        // handful of subnets meet) still gets a feasible answer: the smallest, reported as a fallback.
+        let found = outcome.best?.canonical(maxDepth: space.maxDepth)
+        let best = found ?? smallest.canonical(maxDepth: space.maxDepth)
+        let usedStrategy = found == nil ? "\(strategy.name) (fallback: smallest)" : strategy.name
         let costs = space.costs(for: best)
         let cost = try targetCost(target, space: space, arch: best)
         for budget in request.budgets where Self.measure(budget.kind, costs: costs, target: cost) > budget.value {
@@ -328,7 +327,7 @@ public final class Specializer: Sendable {
         return Specialization(
             model: model, arch: best, digest: best.digest(maxDepth: space.maxDepth),
             predictedAccuracy: model.predictor?.predict(best) ?? .nan, costs: costs, targetCost: cost,
-            strategy: strategy.name, cached: false, evaluations: outcome.evaluations,
+            strategy: usedStrategy, cached: false, evaluations: outcome.evaluations,
             searchMilliseconds: outcome.milliseconds)
     }
 

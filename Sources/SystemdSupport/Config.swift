@@ -58,11 +58,12 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var workerThreads = 0
     /// `default_strategy`: the search strategy used when a request names none (default `evolution`).
     public var defaultStrategy = "evolution"
-    /// `default_deadline_ms`: the search deadline when a request gives none (default 2000, 1...3600000).
-    public var defaultDeadlineMilliseconds = 2000
+    /// `default_deadline_ms`: the search deadline when a request gives none; the search returns its best so far
+    /// (default 100, 1...3600000).
+    public var defaultDeadlineMilliseconds = 100
     /// `calibration_images`: images used to recalibrate BatchNorm for a served subnet, at most what the model
-    /// file holds (default 1000, 1...1000000).
-    public var calibrationImages = 1000
+    /// file holds; 0 means all of them, as `supernet extract` does (default 0, 0...1000000).
+    public var calibrationImages = 0
     /// The config file that was read, or nil when none was (the default file is missing).
     public var sourceFile: String?
 
@@ -243,7 +244,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         Setting("worker_threads", "N") { $0.workerThreads = try integer($1, in: 0...1024) },
         Setting("default_strategy", "NAME") { $0.defaultStrategy = try pluginName($1) },
         Setting("default_deadline_ms", "MS") { $0.defaultDeadlineMilliseconds = try integer($1, in: 1...3_600_000) },
-        Setting("calibration_images", "N") { $0.calibrationImages = try integer($1, in: 1...1_000_000) },
+        Setting("calibration_images", "N") { $0.calibrationImages = try integer($1, in: 0...1_000_000) },
     ]
 
     private static func integer(_ text: String, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {
