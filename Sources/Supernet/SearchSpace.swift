@@ -72,6 +72,27 @@ public struct SearchSpace: Codable, Hashable, Sendable {
     /// Dropout rate before the classifier during training.
     public var dropout: Float
 
+    /// Creates a space: lists ascending and non-empty, kernels odd, the largest kernel stored.
+    public init(
+        name: String, inputChannels: Int, imageSize: Int, classes: Int, stemChannels: Int, stages: [StageSpec],
+        depths: [Int], kernels: [Int], expandRatios: [Int], resolutions: [Int], headChannels: Int, seReduction: Int,
+        dropout: Float
+    ) {
+        self.name = name
+        self.inputChannels = inputChannels
+        self.imageSize = imageSize
+        self.classes = classes
+        self.stemChannels = stemChannels
+        self.stages = stages
+        self.depths = depths
+        self.kernels = kernels
+        self.expandRatios = expandRatios
+        self.resolutions = resolutions
+        self.headChannels = headChannels
+        self.seReduction = seReduction
+        self.dropout = dropout
+    }
+
     /// The default space for 1×28×28 Fashion-MNIST images.
     public static let fmnistMBV3 = SearchSpace(
         name: "fmnist-mbv3", inputChannels: 1, imageSize: 28, classes: 10, stemChannels: 16,

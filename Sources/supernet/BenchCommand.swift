@@ -5,7 +5,7 @@ import Foundation
 import Supernet
 
 func benchCommand(_ argv: [String]) throws {
-    let hint = "supernet bench engine|serve [--json]"
+    let hint = "supernet bench engine|serve|train [--json]"
     let args = try Arguments(
         argv,
         options: [
@@ -16,6 +16,17 @@ func benchCommand(_ argv: [String]) throws {
     switch args.positionals {
     case ["engine"]: try benchEngine(args, hint: hint)
     case ["serve"]: try benchServe(args)
+    case ["train"]:
+        let results = try TrainBenchmark(space: .fmnistMBV3).run()
+        if args.flag("json") {
+            try printJSON(results)
+        } else {
+            for key in results.keys.sorted() {
+                print(
+                    "\(key.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%.1f", results[key]!)) img/s"
+                )
+            }
+        }
     default: throw CommandError.usage("unknown benchmark \(args.positionals.joined(separator: " "))", hint: hint)
     }
 }
