@@ -9,7 +9,7 @@ export OPENBLAS_CORETYPE ?= Haswell
 
 DEBIAN_PACKAGES := liblz4-dev libsystemd-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
-PLUGINS := target-analytic strategy-evolution
+PLUGINS := target-analytic target-host-cpu target-lut strategy-evolution strategy-random strategy-reinforce strategy-relaxed
 
 .PHONY: all deps python-deps build test lint demo train-default install clean
 
@@ -29,6 +29,8 @@ $(VENV)/.ready:
 build: deps
 	$(SWIFT) build -c release
 	for plugin in $(PLUGINS); do $(SWIFT) build -c release --product $$plugin; done
+	$(MAKE) -C plugins/target-roofline
+	cp plugins/target-roofline/libtarget-roofline.so $(RELEASE_BIN)/
 
 ## test: the format check, then every unit and integration test, release-optimized (the engine is too slow
 ## unoptimized to train in tests).
@@ -57,7 +59,7 @@ install: build
 	    $(DESTDIR)$(PREFIX)/share/supernetd/models $(DESTDIR)$(PREFIX)/lib/systemd/system \
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/supernetd
 	install -m 755 $(RELEASE_BIN)/supernet $(RELEASE_BIN)/supernetd $(RELEASE_BIN)/supernetctl $(DESTDIR)$(PREFIX)/bin/
-	for plugin in $(PLUGINS); do install -m 644 $(RELEASE_BIN)/lib$$plugin.so $(DESTDIR)$(PREFIX)/lib/supernetd/plugins/; done
+	for plugin in $(PLUGINS) target-roofline; do install -m 644 $(RELEASE_BIN)/lib$$plugin.so $(DESTDIR)$(PREFIX)/lib/supernetd/plugins/; done
 	install -m 644 models/*.supernet $(DESTDIR)$(PREFIX)/share/supernetd/models/
 	for unit in supernetd.service supernetd.socket supernetd-admin.socket; do \
 	    sed 's#/usr/bin/#$(PREFIX)/bin/#g; s#/usr/lib/supernetd#$(PREFIX)/lib/supernetd#g; s#/usr/share/supernetd#$(PREFIX)/share/supernetd#g' \

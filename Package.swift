@@ -18,6 +18,11 @@ let package = Package(
         // Plugins: shared objects that the daemon loads with dlopen, never linked into it.
         .library(name: "target-analytic", type: .dynamic, targets: ["TargetAnalytic"]),
         .library(name: "strategy-evolution", type: .dynamic, targets: ["StrategyEvolution"]),
+        .library(name: "strategy-random", type: .dynamic, targets: ["StrategyRandom"]),
+        .library(name: "strategy-reinforce", type: .dynamic, targets: ["StrategyReinforce"]),
+        .library(name: "strategy-relaxed", type: .dynamic, targets: ["StrategyRelaxed"]),
+        .library(name: "target-host-cpu", type: .dynamic, targets: ["TargetHostCPU"]),
+        .library(name: "target-lut", type: .dynamic, targets: ["TargetLUT"]),
     ],
     targets: [
         // C: one shim per system library.
@@ -32,6 +37,7 @@ let package = Package(
         // Kernels.
         .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
         .target(name: "Digest"),
+        .target(name: "LatencyTable"),
         .target(name: "Wire", dependencies: ["CLZ4", "Digest"]),
 
         // Model.
@@ -39,6 +45,7 @@ let package = Package(
         .target(name: "Supernet", dependencies: ["Engine", "SafeTensors", "Digest"], swiftSettings: kernelFlags),
 
         // Services.
+        .target(name: "LatencyProfiling", dependencies: ["Engine", "LatencyTable"], swiftSettings: kernelFlags),
         .target(name: "Training", dependencies: ["Supernet", "Engine", "SafeTensors", "CZlib"]),
         .target(name: "SystemdSupport", dependencies: ["CSystemd"]),
         .target(name: "PluginHost", dependencies: ["SupernetPluginABI"]),
@@ -54,7 +61,10 @@ let package = Package(
         .target(name: "CommandLineSupport"),
         .executableTarget(
             name: "supernet",
-            dependencies: ["CommandLineSupport", "Supernet", "Engine", "SafeTensors", "Training", "Benchmarks"]),
+            dependencies: [
+                "CommandLineSupport", "Supernet", "Engine", "SafeTensors", "Training", "Benchmarks", "LatencyProfiling",
+                "LatencyTable",
+            ]),
 
         .executableTarget(name: "supernetctl", dependencies: ["CommandLineSupport", "Client", "Wire"]),
         .executableTarget(name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "SystemdSupport"]),
@@ -62,6 +72,20 @@ let package = Package(
         // Plugins: each imports only the ABI module and exports supernet_plugin_entry.
         .target(name: "TargetAnalytic", dependencies: ["SupernetPluginABI"], path: "plugins/target-analytic"),
         .target(name: "StrategyEvolution", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-evolution"),
+        .target(name: "StrategyRandom", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-random"),
+        .target(name: "StrategyReinforce", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-reinforce"),
+        .target(name: "StrategyRelaxed", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-relaxed"),
+        // Targets: the shared helpers, and (host-cpu only) the profiler and engine, linked into each object.
+        .target(
+            name: "TargetSupport", dependencies: ["SupernetPluginABI", "LatencyTable"], path: "plugins/target-support"),
+        .target(
+            name: "TargetHostCPU",
+            dependencies: ["SupernetPluginABI", "TargetSupport", "LatencyTable", "LatencyProfiling", "Engine"],
+            path: "plugins/target-host-cpu"),
+        .target(
+            name: "TargetLUT", dependencies: ["SupernetPluginABI", "TargetSupport", "LatencyTable"],
+            path: "plugins/target-lut",
+            resources: [.embedInCode("sample-device.json")]),
 
         .testTarget(name: "EngineTests", dependencies: ["Engine"]),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors"], exclude: ["Python"]),
@@ -72,6 +96,10 @@ let package = Package(
         .executableTarget(name: "notify-probe", dependencies: ["SystemdSupport"], path: "Tests/Support/notify-probe"),
         // The plugin tests load the plugins from the build directory, so they must not link them.
         .testTarget(name: "PluginHostTests", dependencies: ["PluginHost", "SupernetPluginABI"]),
+        .testTarget(name: "StrategyTests", dependencies: ["PluginHost", "SupernetPluginABI"]),
+        .testTarget(
+            name: "TargetPluginTests",
+            dependencies: ["PluginHost", "SupernetPluginABI", "Engine", "LatencyTable", "LatencyProfiling"]),
         .testTarget(
             name: "DaemonTests",
             dependencies: [

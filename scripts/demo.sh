@@ -8,7 +8,7 @@ work=$(mktemp -d)
 trap 'kill $daemon 2>/dev/null; wait $daemon 2>/dev/null; rm -rf "$work"' EXIT
 
 mkdir -p "$work/plugins" "$work/models" "$work/state"
-install -m 644 "$bin"/libtarget-analytic.so "$bin"/libstrategy-evolution.so "$work/plugins/"
+install -m 644 "$bin"/libtarget-*.so "$bin"/libstrategy-*.so "$work/plugins/"
 model=$(ls "$root"/models/*.supernet 2>/dev/null | head -1 || true)
 if [ -z "$model" ]; then
     echo "no shipped model in models/: using a randomly initialized supernet (accuracies are meaningless)"

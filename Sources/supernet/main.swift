@@ -10,7 +10,8 @@ let usage = """
                [--batch-size N] [--lr X] [--seed N] [--threads N] [--data DIR|FILE.safetensors] [--resume CKPT]
       fit-predictor --model FILE [--samples N]           (re)fit the accuracy predictor, measure test accuracy
       predict  --model FILE (--arch JSON|--max|--min) [--json]
-      bench    engine [--json] [--threads N]
+      profile  --out DEVICE.json [--device NAME]           per-layer latency table for the lut target
+      bench    engine|serve|train [--json]
     """
 
 let commands: [String: ([String]) throws -> Void] = [
@@ -22,6 +23,7 @@ let commands: [String: ([String]) throws -> Void] = [
     "train": trainCommand,
     "predict": predictCommand,
     "fit-predictor": fitPredictorCommand,
+    "profile": profileCommand,
 ]
 
 runCommand("supernet") {
