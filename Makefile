@@ -41,7 +41,7 @@ test: deps python-deps lint
 
 ## lint: fails when a Swift file drifts from .swift-format.
 lint:
-	swift-format lint --strict --recursive Sources Tests Package.swift
+	swift-format lint --strict --recursive Sources Tests Package.swift plugins
 
 ## train-default: reproduces models/fmnist-mbv3.supernet (progress on stderr, per-epoch metrics and plots in
 ## models/fmnist-mbv3-run/), then fits its accuracy predictor.
