@@ -45,7 +45,8 @@ struct OutboundFrame {
 ///
 /// Lifecycle: open → closing (no new requests; in-flight ones are cancelled) → closed (fd released by the loop).
 final class Connection: @unchecked Sendable {
-    // @unchecked: `fd`, `id`, `role`, `peer` are immutable; `decoder`, `greeted` and `lastRead` are touched only by the loop
+    // @unchecked: `fd`, `id`, `role`, `peer` are immutable; `decoder`, `greeted` and `lastRead` are touched only
+    // by the loop
     // thread; everything else is inside `shared`'s mutex.
     enum State { case open, closing, closed }
 

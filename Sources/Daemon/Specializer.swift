@@ -291,7 +291,8 @@ public final class Specializer: Sendable {
             if budget.value < achievable {
                 throw SpecializationError(
                     .infeasibleBudget,
-                    "no subnet of \(model.name) meets \(budget.kind) ≤ \(budget.value) on \(target.name): the smallest "
+                    "no subnet of \(model.name) meets \(budget.kind) ≤ \(budget.value) on \(target.name): "
+                        + "the smallest "
                         + "achievable is \(Self.format(achievable)) \(budget.kind)",
                     smallestAchievable: (budget.kind, achievable))
             }
@@ -321,7 +322,8 @@ public final class Specializer: Sendable {
             throw SpecializationError(
                 .pluginFailed,
                 "strategy \(strategy.name) returned \(best.json), which exceeds \(budget.kind) ≤ "
-                    + "\(Self.format(budget.value)) (\(Self.format(Self.measure(budget.kind, costs: costs, target: cost))))"
+                    + "\(Self.format(budget.value)) "
+                    + "(\(Self.format(Self.measure(budget.kind, costs: costs, target: cost))))"
             )
         }
         return Specialization(
@@ -414,6 +416,10 @@ extension Specializer {
         var front: [FrontPoint] = []
         for point in points where point.accuracy > (front.last?.accuracy ?? -.infinity) {
             front.append(point)
+        }
+        if model.predictor == nil {
+            // The ordering used a MACs proxy; it is not an accuracy, so none is reported.
+            front = front.map { FrontPoint(arch: $0.arch, accuracy: .nan, costs: $0.costs, latencyMs: $0.latencyMs) }
         }
         fronts.store(key, front)
         return front

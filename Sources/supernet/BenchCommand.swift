@@ -23,7 +23,8 @@ func benchCommand(_ argv: [String]) throws {
         } else {
             for key in results.keys.sorted() {
                 print(
-                    "\(key.padding(toLength: 12, withPad: " ", startingAt: 0)) \(String(format: "%.1f", results[key]!)) img/s"
+                    key.padding(toLength: 12, withPad: " ", startingAt: 0)
+                        + String(format: " %.1f img/s", results[key]!)
                 )
             }
         }

@@ -159,7 +159,10 @@ func specialize(_ argv: [String], _ global: GlobalOptions) throws {
     ]
     output(global.json || args.flag("json") ? GlobalOptions(json: true) : global, json) {
         print("arch       \(header.arch)")
-        print(String(format: "accuracy   %.2f%% (predicted)", header.predictedAccuracy * 100))
+        print(
+            header.predictedAccuracy.isFinite
+                ? String(format: "accuracy   %.2f%% (predicted)", header.predictedAccuracy * 100)
+                : "accuracy   n/a (the model file has no accuracy predictor)")
         print(
             "costs      \(header.costs.macs) MACs, \(header.costs.params) params, "
                 + "\(header.costs.peakActivationBytes / 1024) KB peak activations"
@@ -189,14 +192,18 @@ func pareto(_ argv: [String], _ global: GlobalOptions) throws {
     output(
         global.json || args.flag("json") ? GlobalOptions(json: true) : global,
         points.map {
-            ["arch": $0.arch, "predicted_accuracy": $0.predictedAccuracy, "macs": $0.macs, "latency_ms": $0.latencyMs]
+            [
+                "arch": $0.arch, "macs": $0.macs, "latency_ms": $0.latencyMs,
+                "predicted_accuracy": $0.predictedAccuracy.isFinite ? $0.predictedAccuracy : NSNull(),
+            ] as [String: Any]
         }
     ) {
         table(
             ["ACCURACY", "MACS", "LATENCY_MS", "ARCH"],
             points.map {
                 [
-                    String(format: "%.2f%%", $0.predictedAccuracy * 100), "\($0.macs)",
+                    $0.predictedAccuracy.isFinite ? String(format: "%.2f%%", $0.predictedAccuracy * 100) : "n/a",
+                    "\($0.macs)",
                     String(format: "%.3f", $0.latencyMs),
                     $0.arch,
                 ]
@@ -208,7 +215,10 @@ func pareto(_ argv: [String], _ global: GlobalOptions) throws {
 func paretoSVG(_ points: [ParetoPoint], title: String) -> String {
     let (w, h, m) = (640.0, 400.0, 50.0)
     let xs = points.map(\.latencyMs)
-    let ys = points.map { $0.predictedAccuracy * 100 }
+    // Without a predictor there is no accuracy to plot: MACs (millions) stand in, and the axis says so.
+    let hasAccuracy = points.allSatisfy { $0.predictedAccuracy.isFinite }
+    let ys = points.map { hasAccuracy ? $0.predictedAccuracy * 100 : Double($0.macs) / 1e6 }
+    let yTitle = hasAccuracy ? "accuracy (%)" : "MACs (M), no predictor"
     let (x0, x1) = (xs.min() ?? 0, max(xs.max() ?? 1, (xs.min() ?? 0) + 1e-9))
     let (y0, y1) = (ys.min() ?? 0, max(ys.max() ?? 1, (ys.min() ?? 0) + 1e-9))
     func px(_ x: Double) -> Double { m + (x - x0) / (x1 - x0) * (w - 2 * m) }
@@ -222,7 +232,7 @@ func paretoSVG(_ points: [ParetoPoint], title: String) -> String {
         <line x1="\(m)" y1="\(h - m)" x2="\(w - m)" y2="\(h - m)" stroke="black"/>
         <line x1="\(m)" y1="\(m)" x2="\(m)" y2="\(h - m)" stroke="black"/>
         <text x="\(w / 2)" y="\(h - 12)">latency (ms) \(String(format: "%.3g–%.3g", x0, x1))</text>
-        <text x="8" y="\(m - 8)">accuracy (%) \(String(format: "%.2f–%.2f", y0, y1))</text>
+        <text x="8" y="\(m - 8)">\(yTitle) \(String(format: "%.2f–%.2f", y0, y1))</text>
         <polyline fill="none" stroke="steelblue" stroke-width="2" points="\(path)"/>
         <g fill="steelblue">\(dots.joined())</g></svg>
         """
