@@ -50,13 +50,11 @@ public final class DaemonRunner {
         limits.maxConnections = configuration.maxConnections
         let server = try Server(listeners: listeners, limits: limits)
 
-        var stopping = false
         try server.watch(signals) { [self] _ in
             switch readSignal(signals) {
             case SIGHUP:
                 reload(store: store, catalog: catalog, service: service)
             case SIGTERM, SIGINT:
-                stopping = true
                 server.stop()
             default:
                 break
@@ -81,7 +79,6 @@ public final class DaemonRunner {
         }
         server.run(handler: service, tickInterval: min(watchdog ?? 1, 1), tick: tick)
 
-        _ = stopping
         _ = try? notifier.stopping(status: "draining \(service.pendingRequests) requests")
         logger.info("stopping: draining in-flight requests", ["pending": "\(service.pendingRequests)"])
         server.closeListeners()
