@@ -55,7 +55,8 @@ let package = Package(
                 "Supernet", "Engine", "SafeTensors", "Wire", "Digest", "SystemdSupport", "PluginHost", "CLinux",
             ]),
         .target(name: "Client", dependencies: ["Supernet", "SafeTensors", "Wire"]),
-        .target(name: "Benchmarks", dependencies: ["Supernet", "Engine", "Training", "Client"]),
+        .target(
+            name: "Benchmarks", dependencies: ["Supernet", "Engine", "Training", "Client", "Daemon", "SystemdSupport"]),
 
         // Executables.
         .target(name: "CommandLineSupport"),

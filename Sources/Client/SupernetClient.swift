@@ -79,7 +79,8 @@ public final class SupernetClient {
     private var nextID: UInt32 = 1
     private let timeout: Double
     /// Reused receive buffer (allocating and zeroing 1 MiB per read cost a third of the stream rate).
-    private var receiveBuffer = [UInt8](repeating: 0, count: 1 << 20)
+    /// Bytes asked of one `recv`.
+    private static let receiveBytes = 1 << 20
 
     /// Connects to `socketPath` and exchanges hello.
     /// - Throws: `ClientError` when the socket is missing or refuses, or the hello fails.
@@ -177,17 +178,8 @@ public final class SupernetClient {
             return SpecializedSubnet(header: header, tensors: [], compressedBytes: 0)
         }
         let stream = try WeightStreamDecoder(header: header)
-        var received = 0
-        while true {
-            let frame = try next(id: id)
-            if frame.kind == .weightChunk {
-                received += frame.payload.count
-                try stream.feed(frame.payload)
-                continue
-            }
-            let end = try decode(frame, SpecializeEnd.self)
-            return SpecializedSubnet(header: header, tensors: try stream.finish(end: end), compressedBytes: received)
-        }
+        let (end, received) = try receiveChunks(id: id) { try stream.feed($0) }
+        return SpecializedSubnet(header: header, tensors: try stream.finish(end: end), compressedBytes: received)
     }
 
     /// Asks for a subnet and reads the reply without decoding it; returns the header and the compressed bytes
@@ -195,15 +187,35 @@ public final class SupernetClient {
     public func specializeWithoutDecoding(_ request: Specialize) throws -> (header: SpecializeHeader, bytes: Int) {
         let id = try send(request)
         let header = try expect(SpecializeHeader.self, id: id)
+        let (_, received) = try receiveChunks(id: id) { _ in }
+        return (header, received)
+    }
+
+    /// Reads the weight chunks of request `id` up to its end frame, lending each chunk's payload in place to
+    /// `consume` (no copy out of the receive buffer); returns the end frame and the chunk bytes received.
+    private func receiveChunks(
+        id: UInt32, _ consume: (UnsafeRawBufferPointer) throws -> Void
+    ) throws -> (SpecializeEnd, Int) {
         var received = 0
         while true {
-            let frame = try next(id: id)
-            if frame.kind == .weightChunk {
-                received += frame.payload.count
-                continue
+            let other = try decoder.nextFrame { header, payload -> Frame? in
+                if header.kind == .weightChunk, header.requestID == id {
+                    received += payload.count
+                    try consume(payload)
+                    return nil
+                }
+                return Frame(
+                    kind: header.kind, requestID: header.requestID, flags: header.flags, payload: Array(payload))
             }
-            _ = try decode(frame, SpecializeEnd.self)
-            return (header, received)
+            switch other {
+            case .none:
+                try fill()
+            case .some(nil):
+                continue
+            case .some(let frame?):
+                guard frame.requestID == id || (frame.requestID == 0 && frame.kind == .error) else { continue }
+                return (try decode(frame, SpecializeEnd.self), received)
+            }
         }
     }
 
@@ -266,11 +278,10 @@ public final class SupernetClient {
         guard ready > 0 else {
             throw ClientError(code: nil, message: ready == 0 ? "no reply within \(Int(timeout)) s" : "poll failed")
         }
-        let count = receiveBuffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+        let count = decoder.receive(atMost: Self.receiveBytes) { recv(fd, $0.baseAddress, $0.count, 0) }
         guard count > 0 else {
             throw ClientError(code: nil, message: "the daemon closed the connection")
         }
-        receiveBuffer.withUnsafeBytes { decoder.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
     }
 
     private func writeAll(_ bytes: [UInt8]) throws {

@@ -45,6 +45,7 @@ public final class DaemonRunner {
             logger.warning("plugin refused", ["reason": reason])
         }
         let service = makeService(store: store, catalog: catalog)
+        service.warmParetoArchives()
         let (listeners, owned) = try openListeners()
         var limits = serverLimits()
         limits.maxConnections = configuration.maxConnections
@@ -108,7 +109,8 @@ public final class DaemonRunner {
             store: store, targets: { catalog.target($0) }, strategies: { catalog.strategy($0) },
             defaultStrategy: configuration.defaultStrategy,
             defaultDeadlineMs: Double(configuration.defaultDeadlineMilliseconds),
-            cacheEntries: max(configuration.cacheEntries, 1) * 32, calibrationLimit: configuration.calibrationImages)
+            cacheEntries: max(configuration.cacheEntries, 1) * 32, calibrationLimit: configuration.calibrationImages,
+            archiveRungMs: Double(configuration.paretoRungMilliseconds))
         let threads =
             configuration.workerThreads > 0
             ? configuration.workerThreads : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
@@ -129,6 +131,7 @@ public final class DaemonRunner {
         for reason in catalog.rescan() {
             logger.warning("plugin refused", ["reason": reason])
         }
+        service.warmParetoArchives()
         _ = try? notifier.ready(status: service.statusLine())
         logger.info("reloaded", ["models": "\(store.all.count)"])
     }

@@ -10,6 +10,8 @@ import Wire
 public final class PluginCatalogHost: PluginCatalog, PluginRescanning {
     let registry: PluginRegistry
     let stateDirectory: String
+    /// Recalibrations per target name: a target's revision changes with each.
+    private let calibrations = Mutex<[String: Int]>([:])
 
     /// Loads every plugin in the configured directories; returns the catalog and the refusals.
     public static func make(_ configuration: DaemonConfiguration) throws -> (PluginCatalog & PluginRescanning, [String])
@@ -33,7 +35,12 @@ public final class PluginCatalogHost: PluginCatalog, PluginRescanning {
     public func target(_ name: String) -> CostModel? {
         guard let lease = try? registry.acquire(name) else { return nil }
         defer { lease.release() }
-        return lease.plugin.target == nil ? nil : TargetPlugin(registry: registry, name: name)
+        guard lease.plugin.target != nil else { return nil }
+        let listing = registry.list().first { $0.name == name }
+        let calibrated = calibrations.withLock { $0[name] ?? 0 }
+        return TargetPlugin(
+            registry: registry, name: name,
+            revision: "\(listing?.path ?? "?")|\(listing?.version ?? "?")|calibrated \(calibrated)")
     }
 
     public func strategy(_ name: String) -> ArchitectureSearch? {
@@ -105,6 +112,16 @@ public final class PluginCatalogHost: PluginCatalog, PluginRescanning {
         }
     }
 
+    /// Passes a JSON configuration to a strategy (e.g. its evaluation budget, for benchmarks).
+    public func configure(strategy name: String, json: String) throws {
+        let lease = try registry.acquire(name)
+        defer { lease.release() }
+        guard let strategy = lease.plugin.strategy else {
+            throw SpecializationError(.unknownStrategy, "\(name) is not a strategy")
+        }
+        try strategy.configure(json: json)
+    }
+
     public func calibrate(target: String) throws {
         let lease = try registry.acquire(target)
         defer { lease.release() }
@@ -112,6 +129,7 @@ public final class PluginCatalogHost: PluginCatalog, PluginRescanning {
             throw SpecializationError(.invalidArgument, "target \(target) has nothing to calibrate")
         }
         try plugin.calibrate(stateDirectory: stateDirectory)
+        calibrations.withLock { $0[target, default: 0] += 1 }
     }
 }
 
@@ -119,6 +137,7 @@ public final class PluginCatalogHost: PluginCatalog, PluginRescanning {
 struct TargetPlugin: CostModel {
     let registry: PluginRegistry
     let name: String
+    let revision: String
 
     func cost(of layers: [LayerShape]) throws -> TargetCost {
         let lease = try registry.acquire(name)

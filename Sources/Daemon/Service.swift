@@ -173,7 +173,16 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
             "models": Double(store.all.count),
             "encoded_cache_entries": Double(encoded.count),
             "rss_bytes": residentBytes(),
+            "pareto_archives_ready": Double(specializer.archiveCounts.ready),
+            "pareto_archives_building": Double(specializer.archiveCounts.building),
+            "pareto_archives_failed": Double(specializer.archiveCounts.failed),
         ]
+    }
+
+    /// Starts building the Pareto archive of every (model, target) pair that lacks one (daemon start, reload,
+    /// plugin load, recalibration); they build in the background, requests never wait for them.
+    public func warmParetoArchives() {
+        specializer.warmArchives(targets: catalog.targetDescriptors().map(\.name))
     }
 
     // MARK: - Requests that run on the executor
@@ -231,8 +240,8 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
         if token.isCancelled {
             throw SpecializationError(.cancelled, "request cancelled")
         }
-        let subnetMetadata = try specializer.subnet(for: found).metadata(
-            normalization: found.model.file.manifest.normalization)
+        let subnetMetadata = try Subnet.metadata(
+            arch: found.arch, space: found.model.space, normalization: found.model.file.manifest.normalization)
         let header = SpecializeHeader(
             arch: found.arch.json, archDigest: found.digest, predictedAccuracy: found.predictedAccuracy,
             costs: CostSummary(
@@ -338,18 +347,21 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
             let file = try PluginLoad(frame: frame).fileName
             try submit(frame, connection) { connection, _ in
                 _ = try self.wrapPlugin { try self.catalog.load(file: file) }
+                self.warmParetoArchives()
                 self.reply(connection, frame.requestID, Ok())
             }
         case .pluginUnload:
             let name = try PluginUnload(frame: frame).name
             try submit(frame, connection) { connection, _ in
                 try self.wrapPlugin { try self.catalog.unload(name: name) }
+                self.warmParetoArchives()
                 self.reply(connection, frame.requestID, Ok())
             }
         default:
             let target = try TargetCalibrate(frame: frame).target
             try submit(frame, connection) { connection, _ in
                 try self.wrapPlugin { try self.catalog.calibrate(target: target) }
+                self.warmParetoArchives()
                 self.reply(connection, frame.requestID, Ok())
             }
         }

@@ -39,6 +39,14 @@ public protocol CostModel: Sendable {
     var name: String { get }
     /// Costs of a subnet given its layer list.
     func cost(of layers: [LayerShape]) throws -> TargetCost
+    /// Changes whenever the costs may change (a new plugin file or version, a recalibration): Pareto archives
+    /// are kept per revision.
+    var revision: String { get }
+}
+
+extension CostModel {
+    /// Targets whose costs never change answer their name.
+    public var revision: String { name }
 }
 
 /// A candidate's score: predicted accuracy, exact costs and the target's latency and energy.
@@ -49,6 +57,13 @@ public struct CandidateScore: Sendable {
     public var costs: SubnetCosts
     /// The target's estimate.
     public var target: TargetCost
+
+    /// Creates a score.
+    public init(accuracy: Double, costs: SubnetCosts, target: TargetCost) {
+        self.accuracy = accuracy
+        self.costs = costs
+        self.target = target
+    }
 }
 
 /// What a search strategy gets to score candidates, batched. Returns nil when the search must stop
@@ -192,13 +207,18 @@ public final class Specializer: Sendable {
     private let searches: LRUCache<Specialization>
     private let subnets: LRUCache<Subnet>
     let fronts = LRUCache<[FrontPoint]>(capacity: 64)
+    /// Per-(model, target) archives that answer default-strategy requests by lookup once built.
+    let archives = ParetoArchives()
+    /// Search time per rung of an archive's budget ladder, seconds (0: no archives).
+    let archiveRungSeconds: Double
 
     /// Creates a specializer over `store`, resolving targets and strategies by name through the closures.
     public init(
         store: ModelStore, targets: @escaping @Sendable (String) -> CostModel?,
         strategies: @escaping @Sendable (String) -> ArchitectureSearch?, defaultStrategy: String,
-        defaultDeadlineMs: Double, cacheEntries: Int, calibrationLimit: Int = 0
+        defaultDeadlineMs: Double, cacheEntries: Int, calibrationLimit: Int = 0, archiveRungMs: Double = 250
     ) {
+        self.archiveRungSeconds = archiveRungMs / 1000
         self.calibrationLimit = calibrationLimit
         self.store = store
         self.targets = targets
@@ -228,6 +248,21 @@ public final class Specializer: Sendable {
                 "unknown strategy \"\(strategyName)\"; `supernetctl strategies` lists them")
         }
         try validate(request.budgets)
+
+        if (request.strategy ?? "").isEmpty, strategyName == defaultStrategy {
+            let archiveKey = Self.archiveKey(model: model, target: target)
+            if let archive = archives.archive(archiveKey) {
+                if let point = archive.best(meeting: request.budgets) {
+                    return Specialization(
+                        model: model, arch: point.arch, digest: point.arch.digest(maxDepth: model.space.maxDepth),
+                        predictedAccuracy: model.predictor?.predict(point.arch) ?? .nan, costs: point.score.costs,
+                        targetCost: point.score.target, strategy: "\(strategy.name) (pareto front)", cached: true,
+                        evaluations: 0, searchMilliseconds: 0)
+                }
+            } else {
+                warmArchive(model: model, target: target, strategy: strategy)
+            }
+        }
 
         let key =
             "\(model.name)#\(model.generation)|\(target.name)|\(strategy.name)|"
@@ -368,6 +403,89 @@ public final class Specializer: Sendable {
         }
     }
 
+    static func archiveKey(model: LoadedModel, target: CostModel) -> String {
+        "\(model.name)#\(model.generation)|\(target.name)|\(target.revision)"
+    }
+
+    /// Builds the Pareto archives of every loaded model on the named targets in the background (the ones not
+    /// built yet), with the default strategy; drops archives of models and targets that are gone or changed.
+    public func warmArchives(targets names: [String]) {
+        guard let strategy = strategies(defaultStrategy) else { return }
+        let resolved = names.compactMap { targets($0) }
+        var live = Set<String>()
+        for model in store.all {
+            for target in resolved {
+                live.insert(Self.archiveKey(model: model, target: target))
+                warmArchive(model: model, target: target, strategy: strategy)
+            }
+        }
+        archives.prune { live.contains($0) }
+    }
+
+    /// Archive counts for `stats`.
+    public var archiveCounts: (ready: Int, building: Int, failed: Int) { archives.counts }
+
+    /// Waits until no archive is being built (benchmarks and tests); true when idle within `timeout` seconds.
+    public func waitForArchives(timeout: Double) -> Bool { archives.waitUntilIdle(timeout: timeout) }
+
+    private func warmArchive(model: LoadedModel, target: CostModel, strategy: ArchitectureSearch) {
+        guard archiveRungSeconds > 0 else { return }
+        archives.schedule(Self.archiveKey(model: model, target: target)) { [self] in
+            try buildArchive(model: model, target: target, strategy: strategy)
+        }
+    }
+
+    /// Latency rungs between the smallest and the largest subnet on the target.
+    static let archiveRungs = 12
+    /// MACs rungs (the other budgets mostly follow MACs).
+    static let archiveMACsRungs = 6
+
+    /// Runs the strategy once per rung of a ladder of latency and MACs budgets and keeps every candidate it
+    /// scored, plus the largest and smallest subnets: the non-dominated ones form the archive.
+    func buildArchive(model: LoadedModel, target: CostModel, strategy: ArchitectureSearch) throws -> ParetoArchive {
+        let started = monotonicSeconds()
+        let space = model.space
+        let recorded = Mutex<[ArchivePoint]>([])
+        let never = CancelToken()
+        func scored(deadline: Double) -> CandidateScorer {
+            let base = scorer(model: model, target: target, deadline: deadline, cancel: never)
+            let maxDepth = space.maxDepth
+            return { archs in
+                guard let scores = base(archs) else { return nil }
+                recorded.withLock { points in
+                    for (arch, score) in zip(archs, scores) {
+                        points.append(ArchivePoint(arch: arch.canonical(maxDepth: maxDepth), score: score))
+                    }
+                }
+                return scores
+            }
+        }
+        guard let ends = scored(deadline: .infinity)([space.smallest, space.largest]), ends.count == 2 else {
+            throw SpecializationError(.pluginFailed, "target \(target.name) could not score the smallest subnet")
+        }
+        var ladders: [Budget] = []
+        let (low, high) = (ends[0].target.latencyMs, ends[1].target.latencyMs)
+        if low > 0, high > low {
+            for rung in 1...Self.archiveRungs {
+                ladders.append(Budget(.latencyMs, low * pow(high / low, Double(rung) / Double(Self.archiveRungs))))
+            }
+        }
+        let (fewest, most) = (Double(ends[0].costs.macs), Double(ends[1].costs.macs))
+        for rung in 1...Self.archiveMACsRungs {
+            ladders.append(Budget(.macs, fewest * pow(most / fewest, Double(rung) / Double(Self.archiveMACsRungs))))
+        }
+        for (index, budget) in ladders.enumerated() {
+            let deadline = monotonicSeconds() + archiveRungSeconds
+            _ = try strategy.search(
+                space: space, budgets: [budget], deadline: deadline, seed: 0xA4C1 + UInt64(index),
+                score: scored(deadline: deadline))
+        }
+        let candidates = recorded.withLock { $0 }
+        return ParetoArchive(
+            candidates: candidates, evaluations: candidates.count,
+            milliseconds: (monotonicSeconds() - started) * 1000)
+    }
+
     static func format(_ value: Double) -> String {
         value == value.rounded() && abs(value) < 1e15 ? String(Int(value)) : String(format: "%.4g", value)
     }
@@ -386,8 +504,9 @@ public struct FrontPoint: Sendable {
 }
 
 extension Specializer {
-    /// The non-dominated subnets (higher accuracy, lower latency) among `samples` random ones plus the largest
-    /// and smallest, sorted by latency. Deterministic for a model and target.
+    /// The non-dominated subnets (higher accuracy, lower latency), sorted by latency: from the Pareto archive once
+    /// it is built, until then among `samples` random ones plus the largest and smallest. Deterministic for a
+    /// model and target.
     public func front(model name: String, target targetName: String, samples: Int = 3000) throws -> [FrontPoint] {
         guard let model = store.model(name) else {
             throw SpecializationError(.unknownModel, "unknown model \"\(name)\"; `supernetctl models` lists them")
@@ -396,7 +515,14 @@ extension Specializer {
             throw SpecializationError(
                 .unknownTarget, "unknown target \"\(targetName)\"; `supernetctl targets` lists them")
         }
-        let key = "\(model.name)#\(model.generation)|\(target.name)|\(samples)"
+        if let archive = archives.archive(Self.archiveKey(model: model, target: target)) {
+            return archive.latencyFront.map {
+                FrontPoint(
+                    arch: $0.arch, accuracy: model.predictor == nil ? .nan : $0.score.accuracy, costs: $0.score.costs,
+                    latencyMs: $0.score.target.latencyMs)
+            }
+        }
+        let key = "\(model.name)#\(model.generation)|\(target.name)|\(target.revision)|\(samples)"
         if let cached = fronts.value(key) {
             return cached
         }

@@ -270,6 +270,13 @@ extension Subnet {
 
     /// The metadata written with the subnet (shared with the daemon's stream header).
     public func metadata(normalization: Normalization) throws -> [String: String] {
+        try Self.metadata(arch: arch, space: space, normalization: normalization)
+    }
+
+    /// The metadata of a subnet with this arch and space, without extracting it.
+    public static func metadata(
+        arch: ArchConfig, space: SearchSpace, normalization: Normalization
+    ) throws -> [String: String] {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         func json<T: Encodable>(_ value: T) throws -> String {

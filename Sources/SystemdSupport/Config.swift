@@ -64,6 +64,10 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// `calibration_images`: images used to recalibrate BatchNorm for a served subnet, at most what the model
     /// file holds; 0 means all of them, as `supernet extract` does (default 0, 0...1000000).
     public var calibrationImages = 0
+    /// `pareto_rung_ms`: search time per budget rung when building a (model, target) Pareto archive in the
+    /// background, which then answers default-strategy requests by lookup; 0 turns archives off (default 250,
+    /// 0...60000).
+    public var paretoRungMilliseconds = 250
     /// The config file that was read, or nil when none was (the default file is missing).
     public var sourceFile: String?
 
@@ -245,6 +249,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
         Setting("default_strategy", "NAME") { $0.defaultStrategy = try pluginName($1) },
         Setting("default_deadline_ms", "MS") { $0.defaultDeadlineMilliseconds = try integer($1, in: 1...3_600_000) },
         Setting("calibration_images", "N") { $0.calibrationImages = try integer($1, in: 0...1_000_000) },
+        Setting("pareto_rung_ms", "MS") { $0.paretoRungMilliseconds = try integer($1, in: 0...60_000) },
     ]
 
     private static func integer(_ text: String, in range: ClosedRange<Int>) throws(InvalidValue) -> Int {

@@ -179,6 +179,8 @@ public final class SupernetTrainer {
         switch options.method {
         case .uniform:
             loss = supervised(space.sample(&random), batch: n, keepAsTeacher: false, random: &random)
+        case .standalone:
+            loss = supervised(options.architecture ?? space.largest, batch: n, keepAsTeacher: false, random: &random)
         case .sandwich, .attentive:
             loss = supervised(space.largest, batch: n, keepAsTeacher: true, random: &random)
             _ = distilled(space.smallest, batch: n, withLabels: false, random: &random)

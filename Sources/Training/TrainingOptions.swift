@@ -13,6 +13,9 @@ public enum TrainingMethod: String, CaseIterable, Sendable, Codable {
     case slimmable
     /// ENAS / SPOS: one random subnet per step.
     case uniform
+    /// One fixed architecture (`architecture`) trained as a plain network: the baseline that inherited weights
+    /// are compared with.
+    case standalone
 }
 
 /// Which candidate AttentiveNAS trains among the k it scores.
@@ -55,6 +58,8 @@ public struct TrainingOptions: Codable, Sendable {
     public var stepsPerEpoch: Int?
     /// Validation images used for the per-epoch accuracy (all when nil).
     public var epochValidationCount: Int?
+    /// The architecture `standalone` trains (required for it, ignored by the other methods).
+    public var architecture: ArchConfig?
 
     /// Default options (sandwich, 15 epochs, the design brief's recipe).
     public init() {}

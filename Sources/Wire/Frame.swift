@@ -135,8 +135,10 @@ public struct Frame: Sendable, Hashable {
 public struct FrameDecoder: Sendable {
     /// The largest payload accepted, in bytes.
     public let maxFrameBytes: Int
-    private var buffer: [UInt8] = []
+    /// Received bytes live in storage[start..<end]; storage[end...] is room for the next receive.
+    private var storage: [UInt8] = []
     private var start = 0
+    private var end = 0
     private var header: FrameHeader?
     private var failure: WireError?
 
@@ -147,23 +149,48 @@ public struct FrameDecoder: Sendable {
 
     /// Bytes received but not yet returned as part of a frame.
     public var bufferedByteCount: Int {
-        buffer.count - start
+        end - start
     }
 
     /// Adds bytes received from the peer.
     public mutating func append(_ bytes: UnsafeRawBufferPointer) {
-        compactIfWorthwhile()
-        buffer.append(contentsOf: bytes)
+        reserve(bytes.count)
+        storage.withUnsafeMutableBytes { raw in
+            UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + bytes.count)]).copyMemory(from: bytes)
+        }
+        end += bytes.count
     }
 
     /// Adds bytes received from the peer.
     public mutating func append(_ bytes: some Collection<UInt8>) {
-        compactIfWorthwhile()
-        buffer.append(contentsOf: bytes)
+        Array(bytes).withUnsafeBytes { append($0) }
+    }
+
+    /// Lets `fill` write up to `atMost` received bytes straight into the buffer (e.g. a `recv` call, saving a
+    /// copy) and keeps the count it returns; a negative count (an error) adds nothing and is passed back.
+    public mutating func receive(atMost: Int, _ fill: (UnsafeMutableRawBufferPointer) throws -> Int) rethrows -> Int {
+        reserve(atMost)
+        let count = try storage.withUnsafeMutableBytes { raw in
+            try fill(UnsafeMutableRawBufferPointer(rebasing: raw[end..<(end + atMost)]))
+        }
+        if count > 0 {
+            end += min(count, atMost)
+        }
+        return count
     }
 
     /// The next complete frame, nil when more bytes are needed; throws `WireError` for a malformed header.
     public mutating func nextFrame() throws -> Frame? {
+        try nextFrame { header, payload in
+            Frame(kind: header.kind, requestID: header.requestID, flags: header.flags, payload: Array(payload))
+        }
+    }
+
+    /// Like `nextFrame()`, but lends the payload in place to `body` instead of copying it out (valid only inside
+    /// `body`): nil when more bytes are needed.
+    public mutating func nextFrame<R>(
+        _ body: (FrameHeader, UnsafeRawBufferPointer) throws -> R
+    ) throws -> R? {
         if let failure {
             throw failure
         }
@@ -172,8 +199,9 @@ public struct FrameDecoder: Sendable {
                 return nil
             }
             do {
-                header = try buffer.withUnsafeBytes { raw in
-                    try FrameHeader.parse(UnsafeRawBufferPointer(rebasing: raw[start...]), maxFrameBytes: maxFrameBytes)
+                header = try storage.withUnsafeBytes { raw in
+                    try FrameHeader.parse(
+                        UnsafeRawBufferPointer(rebasing: raw[start..<end]), maxFrameBytes: maxFrameBytes)
                 }
             } catch let error as WireError {
                 failure = error
@@ -184,13 +212,13 @@ public struct FrameDecoder: Sendable {
         guard let header, bufferedByteCount >= Int(header.payloadLength) else {
             return nil
         }
-        let end = start + Int(header.payloadLength)
-        // TODO: the payload is copied out of the receive buffer (one memcpy per frame, up to 1 MiB per weight
-        // chunk); a borrowing accessor would let the weight decoder read it in place.
-        let payload = Array(buffer[start..<end])
-        start = end
+        let payloadEnd = start + Int(header.payloadLength)
+        let payloadStart = start
+        start = payloadEnd
         self.header = nil
-        return Frame(kind: header.kind, requestID: header.requestID, flags: header.flags, payload: payload)
+        return try storage.withUnsafeBytes { raw in
+            try body(header, UnsafeRawBufferPointer(rebasing: raw[payloadStart..<payloadEnd]))
+        }
     }
 
     /// Call when the peer closed its side: throws `truncated` if part of a frame is still buffered.
@@ -210,17 +238,22 @@ public struct FrameDecoder: Sendable {
         }
     }
 
-    /// Drops consumed bytes once they make up most of the buffer, keeping appends amortised O(1).
-    private mutating func compactIfWorthwhile() {
-        guard start > 0 else {
-            return
+    /// Makes room for `count` more bytes after `end`: moves the unconsumed bytes to the front when that frees
+    /// enough (or when nothing is left), grows the storage otherwise. Appends stay amortised O(1).
+    private mutating func reserve(_ count: Int) {
+        if start == end {
+            start = 0
+            end = 0
+        } else if storage.count - end < count && start > 0 {
+            let live = end - start
+            storage.withUnsafeMutableBytes { raw in
+                raw.baseAddress!.copyMemory(from: raw.baseAddress! + start, byteCount: live)
+            }
+            start = 0
+            end = live
         }
-        if start == buffer.count {
-            buffer.removeAll(keepingCapacity: true)
-            start = 0
-        } else if start >= 65_536 && start * 2 >= buffer.count {
-            buffer.removeSubrange(0..<start)
-            start = 0
+        if storage.count - end < count {
+            storage.append(contentsOf: repeatElement(0, count: max(end + count, 2 * storage.count) - storage.count))
         }
     }
 }

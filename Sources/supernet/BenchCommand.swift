@@ -5,17 +5,18 @@ import Foundation
 import Supernet
 
 func benchCommand(_ argv: [String]) throws {
-    let hint = "supernet bench engine|serve|train [--json]"
+    let hint = "supernet bench engine|serve|train|search [--json]"
     let args = try Arguments(
         argv,
         options: [
             "threads", "space", "only", "models", "plugins", "daemon", "target",
-            "soak",
+            "soak", "model", "evaluations", "seeds",
         ],
         flags: ["json"], hint: hint)
     switch args.positionals {
     case ["engine"]: try benchEngine(args, hint: hint)
     case ["serve"]: try benchServe(args)
+    case ["search"]: try benchSearch(args)
     case ["train"]:
         let results = try TrainBenchmark(space: .fmnistMBV3).run()
         if args.flag("json") {
@@ -38,10 +39,12 @@ func benchServe(_ args: Arguments) throws {
     let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
     let bin = executable.deletingLastPathComponent()
     let prefix = bin.deletingLastPathComponent()
+    // supernetd takes absolute paths only: resolve what was given relative to the working directory.
+    func absolute(_ path: String?) -> String? { path.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
     var benchmark = ServeBenchmark(
-        daemon: args.value("daemon") ?? bin.appendingPathComponent("supernetd").path,
-        models: args.value("models") ?? prefix.appendingPathComponent("share/supernetd/models").path,
-        plugins: args.value("plugins") ?? prefix.appendingPathComponent("lib/supernetd/plugins").path)
+        daemon: absolute(args.value("daemon")) ?? bin.appendingPathComponent("supernetd").path,
+        models: absolute(args.value("models")) ?? prefix.appendingPathComponent("share/supernetd/models").path,
+        plugins: absolute(args.value("plugins")) ?? prefix.appendingPathComponent("lib/supernetd/plugins").path)
     if let target = args.value("target") {
         benchmark.target = target
     }
@@ -75,6 +78,44 @@ func benchEngine(_ args: Arguments, hint: String) throws {
     } else {
         for key in results.keys.sorted() {
             print("\(key.padding(toLength: 24, withPad: " ", startingAt: 0)) \(String(format: "%.1f", results[key]!))")
+        }
+    }
+}
+
+/// `supernet bench search`: every strategy at an equal number of scored candidates, per target and budget.
+func benchSearch(_ args: Arguments) throws {
+    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    let prefix = executable.deletingLastPathComponent().deletingLastPathComponent()
+    var benchmark = SearchBenchmark(
+        model: try args.required("model"),
+        plugins: args.value("plugins").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            ?? prefix.appendingPathComponent("lib/supernetd/plugins").path)
+    benchmark.evaluations = try args.integer("evaluations", default: benchmark.evaluations, in: 10...1_000_000)
+    benchmark.seeds = (1...UInt64(try args.integer("seeds", default: 3, in: 1...100))).map { $0 }
+    if let target = args.value("target") {
+        benchmark.targets = target.split(separator: ",").map(String.init)
+    }
+    let rows = try benchmark.run()
+    if args.flag("json") {
+        try printJSON(
+            rows.map { row -> [String: Any] in
+                [
+                    "target": row.target, "budget_ms": row.budgetMs, "strategy": row.strategy,
+                    "mean_predicted_accuracy": row.meanAccuracy, "predicted_accuracy": row.accuracies,
+                    "evaluations": row.evaluations,
+                    "mean_ms": row.milliseconds.reduce(0, +) / Double(max(row.milliseconds.count, 1)),
+                ]
+            })
+    } else {
+        print("TARGET      BUDGET_MS  STRATEGY   MEAN_ACC  EVALS  MEAN_MS")
+        for row in rows {
+            let columns = [
+                row.target.padding(toLength: 11, withPad: " ", startingAt: 0),
+                String(format: "%9.4f", row.budgetMs), row.strategy.padding(toLength: 10, withPad: " ", startingAt: 0),
+                String(format: "%7.2f%%", row.meanAccuracy * 100), String(format: "%5d", row.evaluations.min() ?? 0),
+                String(format: "%8.1f", row.milliseconds.reduce(0, +) / Double(max(row.milliseconds.count, 1))),
+            ]
+            print(columns.joined(separator: "  "))
         }
     }
 }

@@ -11,7 +11,7 @@ func trainCommand(_ argv: [String]) throws {
         options: [
             "method", "epochs", "batch-size", "lr", "warmup-epochs", "seed", "threads", "space", "data",
             "test-data", "out", "resume", "validation", "calibration", "predictor-samples", "steps-per-epoch",
-            "attentive-rule", "run-dir", "epoch-validation",
+            "attentive-rule", "run-dir", "epoch-validation", "arch",
         ],
         flags: [], hint: hint)
     try args.expectPositionals(0)
@@ -47,6 +47,20 @@ func trainCommand(_ argv: [String]) throws {
     let spaceName = args.value("space") ?? SearchSpace.fmnistMBV3.name
     guard let space = SearchSpace.builtIn[spaceName] else {
         throw CommandError.usage("unknown space \(spaceName)", hint: "known: \(SearchSpace.builtIn.keys.sorted())")
+    }
+    if method == .standalone {
+        guard let json = args.value("arch") else {
+            throw CommandError.usage(
+                "--method standalone trains one architecture: give it with --arch JSON",
+                hint: "supernet train --method standalone --arch '{\"r\":28,...}' --out FILE.supernet")
+        }
+        do {
+            options.architecture = try ArchConfig(json: json, space: space)
+        } catch {
+            throw CommandError("\(error)", code: .dataError)
+        }
+    } else if args.value("arch") != nil {
+        throw CommandError.usage("--arch applies only to --method standalone", hint: hint)
     }
     let dataPath = args.value("data") ?? FashionMNIST.defaultDirectory
     let data: TrainingData =

@@ -28,6 +28,9 @@ final class DaemonHarness {
     let adminSocket: String
     let log: String
     private(set) var process: Process?
+    /// `--pareto-rung-ms`: 0 (no background archives, which would compete with what a test measures) unless a
+    /// test is about them.
+    var paretoRungMs = 0
 
     /// Writes a random-weight `test.supernet` (with 64 calibration images) and copies the plugins.
     init(calibration: Int = 64) throws {
@@ -65,7 +68,7 @@ final class DaemonHarness {
     var arguments: [String] {
         [
             "--socket", socket, "--admin-socket", adminSocket, "--models", models, "--plugins", plugins,
-            "--state-dir", root + "/state", "--default-deadline-ms", "300",
+            "--state-dir", root + "/state", "--default-deadline-ms", "300", "--pareto-rung-ms", "\(paretoRungMs)",
         ]
     }
 

@@ -28,7 +28,7 @@ final class TrainerTests: XCTestCase {
     /// Trains `method`; returns the mean training loss of two epochs that share a loss definition, and the
     /// final validation accuracies of the largest and smallest subnets.
     private func train(
-        _ method: TrainingMethod
+        _ method: TrainingMethod, architecture: ArchConfig? = nil
     ) throws -> (
         first: Double, last: Double, largest: Double,
         smallest: Double
@@ -47,6 +47,7 @@ final class TrainerTests: XCTestCase {
         options.learningRate = 0.05
         options.warmupEpochs = 0.2
         options.seed = 3
+        options.architecture = architecture
         let network = ElasticSupernet(space: Self.smallSpace, seed: 3)
         let trainer = try SupernetTrainer(
             network: network, options: options, train: train, validation: validation,
@@ -78,6 +79,12 @@ final class TrainerTests: XCTestCase {
     func testAttentiveLearns() throws { try check(.attentive) }
     func testSlimmableLearns() throws { try check(.slimmable) }
     func testUniformLearns() throws { try check(.uniform) }
+
+    func testStandaloneTrainsTheGivenArchitecture() throws {
+        let result = try train(.standalone, architecture: Self.smallSpace.smallest)
+        XCTAssertLessThan(result.last, result.first * 0.95, "standalone: loss falls")
+        XCTAssertGreaterThan(result.smallest, 0.5, "the trained (smallest) architecture beats chance (10%)")
+    }
 
     func testProgressivePhasesCoverTheEpochsInOrder() {
         XCTAssertEqual(ProgressivePhase.boundaries(epochs: 20), [0, 5, 9, 14])
