@@ -44,6 +44,18 @@ public final class LoadedModel: @unchecked Sendable {
         return try extracted.recalibrated(
             images: file.calibrationImages, count: count, normalization: file.manifest.normalization)
     }
+
+    /// Extracts `arch` and puts in the BatchNorm running statistics of an earlier recalibration of the same arch
+    /// (`statistics`, by tensor name): the same bytes as `subnet(_:calibrationLimit:)` without the forward passes.
+    func subnet(_ arch: ArchConfig, statistics: [String: [Float]]) -> Subnet {
+        var subnet = extractionLock.withLock { _ in file.network.extract(arch) }
+        for index in subnet.tensors.indices {
+            if let values = statistics[subnet.tensors[index].name] {
+                subnet.tensors[index].values = values
+            }
+        }
+        return subnet
+    }
 }
 
 /// Why a model file was not loaded.

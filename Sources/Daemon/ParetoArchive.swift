@@ -45,6 +45,21 @@ struct ParetoArchive: Sendable {
         }
     }
 
+    /// The distinct answers to requests with a single budget of `kind`: scanning from the most accurate point,
+    /// each point cheaper in that kind than every point before it.
+    func answers(for kind: BudgetKind) -> [ArchivePoint] {
+        var cheapest = Double.infinity
+        var result: [ArchivePoint] = []
+        for point in points {
+            let cost = Specializer.measure(kind, costs: point.score.costs, target: point.score.target)
+            if cost < cheapest {
+                cheapest = cost
+                result.append(point)
+            }
+        }
+        return result
+    }
+
     /// The accuracy-versus-latency front: of the points sorted by latency, those more accurate than every
     /// faster one.
     var latencyFront: [ArchivePoint] {
@@ -96,8 +111,15 @@ final class ParetoArchives: Sendable {
         }
     }
 
-    /// Starts building `key` in the background unless it is built, building or failed.
-    func schedule(_ key: String, build: @escaping @Sendable () throws -> ParetoArchive) {
+    /// Subnets still to be prepared by `then` work (see `Specializer.prewarm`).
+    let prewarmPending = Atomic<Int>(0)
+
+    /// Starts building `key` in the background unless it is built, building or failed; `then` runs on the same
+    /// queue after the archive is published.
+    func schedule(
+        _ key: String, build: @escaping @Sendable () throws -> ParetoArchive,
+        then: @escaping @Sendable (ParetoArchive) -> Void = { _ in }
+    ) {
         let isNew = states.withLock { states in
             guard states[key] == nil else { return false }
             states[key] = .building
@@ -111,7 +133,14 @@ final class ParetoArchives: Sendable {
             } catch {
                 status = .failed("\(error)")
             }
+            // Counted as pending before the archive is published, so that "nothing building and nothing pending"
+            // is never seen between the two.
+            if case .ready = status { prewarmPending.add(1, ordering: .relaxed) }
             states.withLock { $0[key] = status }
+            if case .ready(let archive) = status {
+                then(archive)
+                prewarmPending.subtract(1, ordering: .relaxed)
+            }
         }
     }
 

@@ -176,6 +176,8 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
             "pareto_archives_ready": Double(specializer.archiveCounts.ready),
             "pareto_archives_building": Double(specializer.archiveCounts.building),
             "pareto_archives_failed": Double(specializer.archiveCounts.failed),
+            "prewarm_pending": Double(specializer.prewarmPending),
+            "prepared_statistics_hits": Double(specializer.preparedStatisticsHits),
         ]
     }
 

@@ -206,6 +206,10 @@ public final class Specializer: Sendable {
     let calibrationLimit: Int
     private let searches: LRUCache<Specialization>
     private let subnets: LRUCache<Subnet>
+    /// Subnets built from prepared statistics (no recalibration at request time).
+    let preparedHits = Atomic<Int>(0)
+    /// Recalibrated BatchNorm statistics by model and arch digest.
+    private let statistics = LRUCache<[String: [Float]]>(capacity: 4096)
     let fronts = LRUCache<[FrontPoint]>(capacity: 64)
     /// Per-(model, target) archives that answer default-strategy requests by lookup once built.
     let archives = ParetoArchives()
@@ -279,14 +283,40 @@ public final class Specializer: Sendable {
 
     /// The subnet for a specialization, extracted and recalibrated once per architecture.
     public func subnet(for specialization: Specialization) throws -> Subnet {
-        let model = specialization.model
-        let key = "\(model.name)#\(model.generation)|\(specialization.digest)"
+        try subnet(model: specialization.model, arch: specialization.arch, digest: specialization.digest)
+    }
+
+    /// Extracted subnets are cached whole (a few hundred), their recalibrated BatchNorm statistics far longer
+    /// (small): with the statistics known, extraction skips the recalibration's forward passes.
+    func subnet(model: LoadedModel, arch: ArchConfig, digest: String) throws -> Subnet {
+        let key = "\(model.name)#\(model.generation)|\(digest)"
         if let hit = subnets.value(key) {
             return hit
         }
-        let subnet = try model.subnet(specialization.arch, calibrationLimit: calibrationLimit)
+        let subnet: Subnet
+        if let known = statistics.value(key) {
+            subnet = model.subnet(arch, statistics: known)
+            preparedHits.add(1, ordering: .relaxed)
+        } else {
+            subnet = try model.subnet(arch, calibrationLimit: calibrationLimit)
+            statistics.store(key, Self.runningStatistics(of: subnet))
+        }
         subnets.store(key, subnet)
         return subnet
+    }
+
+    /// Whether the recalibrated statistics of `arch` are known (cached).
+    func hasStatistics(model: LoadedModel, digest: String) -> Bool {
+        statistics.value("\(model.name)#\(model.generation)|\(digest)") != nil
+    }
+
+    static func runningStatistics(of subnet: Subnet) -> [String: [Float]] {
+        var result: [String: [Float]] = [:]
+        for tensor in subnet.tensors
+        where tensor.name.hasSuffix(".running_mean") || tensor.name.hasSuffix(".running_var") {
+            result[tensor.name] = tensor.values
+        }
+        return result
     }
 
     private func validate(_ budgets: [Budget]) throws {
@@ -425,6 +455,12 @@ public final class Specializer: Sendable {
     /// Archive counts for `stats`.
     public var archiveCounts: (ready: Int, building: Int, failed: Int) { archives.counts }
 
+    /// Subnets whose statistics are still to be prepared after archives were built.
+    public var prewarmPending: Int { archives.prewarmPending.load(ordering: .relaxed) }
+
+    /// Subnets built from prepared statistics so far.
+    public var preparedStatisticsHits: Int { preparedHits.load(ordering: .relaxed) }
+
     /// Waits until no archive is being built (benchmarks and tests); true when idle within `timeout` seconds.
     public func waitForArchives(timeout: Double) -> Bool { archives.waitUntilIdle(timeout: timeout) }
 
@@ -432,6 +468,38 @@ public final class Specializer: Sendable {
         guard archiveRungSeconds > 0 else { return }
         archives.schedule(Self.archiveKey(model: model, target: target)) { [self] in
             try buildArchive(model: model, target: target, strategy: strategy)
+        } then: { [self] archive in
+            prewarm(archive, model: model)
+        }
+    }
+
+    /// Answers prepared per budget kind after an archive is built (evenly spread over the archive's answers).
+    static let prewarmedPerKind = 48
+
+    /// Recalibrates, ahead of any request, the subnets the archive answers for single latency or MACs budgets
+    /// (at most `prewarmedPerKind` of each) and keeps their statistics, so that a first request for a new
+    /// budget needs no forward passes. Runs on the archives' background queue.
+    func prewarm(_ archive: ParetoArchive, model: LoadedModel) {
+        var chosen: [ArchivePoint] = []
+        var seen = Set<String>()
+        for kind in [BudgetKind.latencyMs, .macs] {
+            let answers = archive.answers(for: kind)
+            let step = max(1, (answers.count + Self.prewarmedPerKind - 1) / Self.prewarmedPerKind)
+            for point in stride(from: 0, to: answers.count, by: step).map({ answers[$0] }) {
+                let digest = point.arch.digest(maxDepth: model.space.maxDepth)
+                if seen.insert(digest).inserted { chosen.append(point) }
+            }
+        }
+        archives.prewarmPending.add(chosen.count, ordering: .relaxed)
+        for point in chosen {
+            let digest = point.arch.digest(maxDepth: model.space.maxDepth)
+            if !hasStatistics(model: model, digest: digest) {
+                let key = "\(model.name)#\(model.generation)|\(digest)"
+                if let subnet = try? model.subnet(point.arch, calibrationLimit: calibrationLimit) {
+                    statistics.store(key, Self.runningStatistics(of: subnet))
+                }
+            }
+            archives.prewarmPending.subtract(1, ordering: .relaxed)
         }
     }
 

@@ -5,7 +5,7 @@ import Foundation
 import Supernet
 
 func benchCommand(_ argv: [String]) throws {
-    let hint = "supernet bench engine|serve|train|search [--json]"
+    let hint = "supernet bench engine|serve|train|search|targets [--json]"
     let args = try Arguments(
         argv,
         options: [
@@ -17,6 +17,20 @@ func benchCommand(_ argv: [String]) throws {
     case ["engine"]: try benchEngine(args, hint: hint)
     case ["serve"]: try benchServe(args)
     case ["search"]: try benchSearch(args)
+    case ["targets"]:
+        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        let prefix = executable.deletingLastPathComponent().deletingLastPathComponent()
+        let plugins =
+            args.value("plugins").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            ?? prefix.appendingPathComponent("lib/supernetd/plugins").path
+        let results = try TargetAccuracyBenchmark(plugins: plugins).run()
+        if args.flag("json") {
+            try printJSON(results)
+        } else {
+            for key in results.keys.sorted() {
+                print("\(key.padding(toLength: 20, withPad: " ", startingAt: 0)) \(results[key]!)")
+            }
+        }
     case ["train"]:
         let results = try TrainBenchmark(space: .fmnistMBV3).run()
         if args.flag("json") {

@@ -1,6 +1,7 @@
 import Client
 import Engine
 import Foundation
+import SafeTensors
 import Supernet
 import Wire
 import XCTest
@@ -98,5 +99,37 @@ final class ParetoArchiveTests: XCTestCase {
         }
         // An infeasible budget is still an error naming the smallest cost.
         XCTAssertThrowsError(try ask(1000, strategy: ""))
+    }
+
+    func testPreparedStatisticsGiveTheBytesOfAFullRecalibration() throws {
+        let harness = try DaemonHarness()
+        defer { harness.stop() }
+        harness.paretoRungMs = 20
+        try harness.start()
+        let client = try harness.client()
+        let deadline = Date().addingTimeInterval(180)
+        while true {
+            let stats = try client.stats()
+            if stats["pareto_archives_ready"] ?? 0 >= 1 && stats["prewarm_pending"] ?? 1 == 0 { break }
+            guard Date() < deadline else { return XCTFail("archive and prewarm not done within 3 minutes") }
+            usleep(100_000)
+        }
+        // A new budget answered from the archive, its subnet built from prepared statistics.
+        let received = try client.specialize(
+            Specialize(
+                model: "test", target: "analytic", budgets: [Budget(.latencyMs, 0.5)], strategy: "", dtype: .f32,
+                shuffle: false, deadlineMs: 0, noWeights: false))
+        XCTAssertEqual(received.header.strategy, "evolution (pareto front)")
+        XCTAssertEqual(try client.stats()["prepared_statistics_hits"], 1, "the subnet came from prepared statistics")
+        let served = harness.root + "/served.safetensors"
+        try received.write(to: served)
+        let offline = harness.root + "/offline.safetensors"
+        let extract = try DaemonHarness.run(
+            "supernet",
+            ["extract", "--model", harness.models + "/test.supernet", "--arch", received.header.arch, "--out", offline])
+        XCTAssertEqual(extract.status, 0, extract.err)
+        XCTAssertEqual(
+            FileManager.default.contents(atPath: served), FileManager.default.contents(atPath: offline),
+            "prepared statistics must give exactly the recalibrated subnet")
     }
 }
