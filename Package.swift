@@ -70,12 +70,24 @@ let package = Package(
         .executableTarget(name: "supernetctl", dependencies: ["CommandLineSupport", "Client", "Wire"]),
         .executableTarget(name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "SystemdSupport"]),
 
-        // Plugins: each imports only the ABI module and exports supernet_plugin_entry.
-        .target(name: "TargetAnalytic", dependencies: ["SupernetPluginABI"], path: "plugins/target-analytic"),
-        .target(name: "StrategyEvolution", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-evolution"),
-        .target(name: "StrategyRandom", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-random"),
-        .target(name: "StrategyReinforce", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-reinforce"),
-        .target(name: "StrategyRelaxed", dependencies: ["SupernetPluginABI"], path: "plugins/strategy-relaxed"),
+        // Plugins: each exports supernet_plugin_entry. The strategies and the analytic target share PluginSupport
+        // (search plumbing, configuration reader, seeded generator, header and configure glue), linked into each.
+        .target(name: "PluginSupport", dependencies: ["SupernetPluginABI"], path: "plugins/plugin-support"),
+        .target(
+            name: "TargetAnalytic", dependencies: ["SupernetPluginABI", "PluginSupport"],
+            path: "plugins/target-analytic"),
+        .target(
+            name: "StrategyEvolution", dependencies: ["SupernetPluginABI", "PluginSupport"],
+            path: "plugins/strategy-evolution"),
+        .target(
+            name: "StrategyRandom", dependencies: ["SupernetPluginABI", "PluginSupport"],
+            path: "plugins/strategy-random"),
+        .target(
+            name: "StrategyReinforce", dependencies: ["SupernetPluginABI", "PluginSupport"],
+            path: "plugins/strategy-reinforce"),
+        .target(
+            name: "StrategyRelaxed", dependencies: ["SupernetPluginABI", "PluginSupport"],
+            path: "plugins/strategy-relaxed"),
         // Targets: the shared helpers, and (host-cpu only) the profiler and engine, linked into each object.
         .target(
             name: "TargetSupport", dependencies: ["SupernetPluginABI", "LatencyTable"], path: "plugins/target-support"),

@@ -1,4 +1,5 @@
 // The C entry points of the evolutionary search strategy.
+import PluginSupport
 import SupernetPluginABI
 
 /// The settings in force.
@@ -10,23 +11,11 @@ nonisolated(unsafe) private var settings = EvolutionSettings()
 /// The plugin header, built once by the global's thread-safe lazy initializer and never freed, so the address
 /// handed to the host stays valid for the life of the process.
 /// nonisolated(unsafe): the pointee is written only inside that initializer and only read afterwards.
-nonisolated(unsafe) private let header: UnsafeMutablePointer<supernet_plugin_header> = {
-    let functions = UnsafeMutablePointer<supernet_strategy_functions>.allocate(capacity: 1)
-    functions.initialize(to: supernet_strategy_functions(search: evolutionSearch, configure: evolutionConfigure))
-    let header = UnsafeMutablePointer<supernet_plugin_header>.allocate(capacity: 1)
-    header.initialize(
-        to: supernet_plugin_header(
-            abi_version: UInt32(SUPERNET_PLUGIN_ABI_VERSION),
-            struct_size: UInt32(MemoryLayout<supernet_strategy_functions>.size),
-            kind: SUPERNET_PLUGIN_KIND_STRATEGY.rawValue,
-            reserved: 0,
-            name: permanentCString("evolution"),
-            version: permanentCString("1.0.0"),
-            description: permanentCString(
-                "Once-for-All evolutionary search: mutation and crossover of the best quarter, budgets as hard limits"),
-            functions: UnsafeRawPointer(functions)))
-    return header
-}()
+nonisolated(unsafe) private let header = permanentHeader(
+    name: "evolution", version: "1.0.0",
+    description:
+        "Once-for-All evolutionary search: mutation and crossover of the best quarter, budgets as hard limits",
+    functions: supernet_strategy_functions(search: evolutionSearch, configure: evolutionConfigure))
 
 /// Returns the plugin header; the one symbol the host looks up.
 @_cdecl("supernet_plugin_entry")
@@ -51,7 +40,7 @@ private func evolutionSearch(
     var search: EvolutionSearch
     do throws(SearchFailure) {
         search = try EvolutionSearch(
-            settings: settings, space: try SpaceChoices(space.pointee), budgets: budgetList, deadline: deadline,
+            settings: settings, space: try DecisionSpace(space.pointee), budgets: budgetList, deadline: deadline,
             callbacks: callbacks.pointee, seed: seed)
         try search.run()
     } catch {
@@ -75,28 +64,5 @@ private func evolutionSearch(
 private func evolutionConfigure(
     json: UnsafePointer<CChar>?, errorBuffer: UnsafeMutablePointer<CChar>?, errorSize: Int
 ) -> Int32 {
-    guard let json else {
-        supernet_copy_message(errorBuffer, errorSize, "configure needs a JSON object, got NULL")
-        return SUPERNET_ERROR_INVALID_ARGUMENT.rawValue
-    }
-
-    do throws(ConfigProblem) {
-        var reader = FlatJSONReader(String(cString: json))
-        settings = try settings.applying(try reader.readObject())
-        return SUPERNET_OK.rawValue
-    } catch {
-        supernet_copy_message(errorBuffer, errorSize, "evolution configure: \(error.message)")
-        return SUPERNET_ERROR_CONFIG.rawValue
-    }
-}
-
-/// Copies `text` into memory that is never freed and returns it NUL-terminated.
-private func permanentCString(_ text: String) -> UnsafePointer<CChar> {
-    let bytes = Array(text.utf8)
-    let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-    for (index, byte) in bytes.enumerated() {
-        storage[index] = CChar(bitPattern: byte)
-    }
-    storage[bytes.count] = 0
-    return UnsafePointer(storage)
+    configure(&settings, json: json, plugin: "evolution", errorBuffer: errorBuffer, errorSize: errorSize)
 }

@@ -1,16 +1,9 @@
 // Once-for-All's evolutionary search over a weight-sharing space, scored through the host's callbacks.
+import PluginSupport
 import SupernetPluginABI
 
-/// A search the strategy gives up, with the ABI status to return and a message for the host.
-struct SearchFailure: Error {
-    /// A negative supernet_status value.
-    let status: Int32
-    /// What went wrong.
-    let message: String
-}
-
 /// The tunable numbers of the search.
-struct EvolutionSettings {
+struct EvolutionSettings: FlatConfigurable {
     /// Architectures kept per generation.
     var population = 100
     /// Share of the population kept as parents.
@@ -32,13 +25,13 @@ struct EvolutionSettings {
         for (key, value) in pairs {
             switch key {
             case "population":
-                result.population = try Self.integer(key, value, atLeast: 2)
+                result.population = try configInteger(key, value, atLeast: 2)
             case "generations":
-                result.generations = try Self.integer(key, value, atLeast: 0)
+                result.generations = try configInteger(key, value, atLeast: 0)
             case "max_sample_attempts":
-                result.maxSampleAttempts = try Self.integer(key, value, atLeast: 1)
+                result.maxSampleAttempts = try configInteger(key, value, atLeast: 1)
             case "max_resample_rounds":
-                result.maxResampleRounds = try Self.integer(key, value, atLeast: 1)
+                result.maxResampleRounds = try configInteger(key, value, atLeast: 1)
             case "parent_ratio":
                 guard value > 0, value <= 1 else {
                     throw ConfigProblem(message: "\"parent_ratio\" must lie in (0, 1], got \(value)")
@@ -61,92 +54,6 @@ struct EvolutionSettings {
         }
         return result
     }
-
-    private static func integer(_ key: String, _ value: Double, atLeast low: Int) throws(ConfigProblem) -> Int {
-        guard value == value.rounded(), value >= Double(low), value <= 1e9 else {
-            throw ConfigProblem(message: "\"\(key)\" must be a whole number of at least \(low), got \(value)")
-        }
-        return Int(value)
-    }
-}
-
-/// The choices of the space, checked, as Swift arrays.
-struct SpaceChoices {
-    let stages: Int
-    let maxDepth: Int
-    let depths: [UInt32]
-    let kernels: [UInt32]
-    let expandRatios: [UInt32]
-    let resolutions: [UInt32]
-
-    /// Choices per gene. Genes: resolution, one depth per stage, then a kernel and then an expansion ratio for
-    /// every stage × maxDepth block slot (slots past a stage's depth are carried but not used).
-    let choiceCounts: [Int]
-
-    /// Reads and checks the C space.
-    init(_ space: supernet_search_space) throws(SearchFailure) {
-        func refuse(_ what: String) -> SearchFailure {
-            SearchFailure(status: SUPERNET_ERROR_INVALID_ARGUMENT.rawValue, message: "search space: \(what)")
-        }
-        func read(_ pointer: UnsafePointer<UInt32>?, _ count: Int, _ name: String) throws(SearchFailure) -> [UInt32] {
-            guard let pointer, count > 0 else {
-                throw refuse("\(name) needs at least one choice")
-            }
-            let values = Array(UnsafeBufferPointer(start: pointer, count: count))
-            guard values.allSatisfy({ $0 > 0 }) else {
-                throw refuse("\(name) choices must be positive")
-            }
-            return values
-        }
-
-        guard space.stages >= 1, space.stages <= UInt32(SUPERNET_MAX_STAGES) else {
-            throw refuse("stages must lie in 1...\(SUPERNET_MAX_STAGES), got \(space.stages)")
-        }
-        guard space.max_depth >= 1, space.max_depth <= UInt32(SUPERNET_MAX_DEPTH) else {
-            throw refuse("max_depth must lie in 1...\(SUPERNET_MAX_DEPTH), got \(space.max_depth)")
-        }
-        stages = Int(space.stages)
-        maxDepth = Int(space.max_depth)
-        depths = try read(space.depths, space.depth_count, "depths")
-        guard depths.allSatisfy({ $0 <= space.max_depth }) else {
-            throw refuse("every depth must be at most max_depth \(space.max_depth)")
-        }
-        kernels = try read(space.kernels, space.kernel_count, "kernels")
-        expandRatios = try read(space.expand_ratios, space.expand_ratio_count, "expand_ratios")
-        resolutions = try read(space.resolutions, space.resolution_count, "resolutions")
-        let slots = stages * maxDepth
-        choiceCounts =
-            [resolutions.count] + Array(repeating: depths.count, count: stages)
-            + Array(repeating: kernels.count, count: slots) + Array(repeating: expandRatios.count, count: slots)
-    }
-
-    /// The architecture a genome stands for, with unused entries 0.
-    func arch(of genes: [Int]) -> supernet_arch {
-        var arch = supernet_arch()
-        arch.resolution = resolutions[genes[0]]
-        arch.stages = UInt32(stages)
-        let slots = stages * maxDepth
-        let stride = Int(SUPERNET_MAX_DEPTH)
-        for stage in 0..<stages {
-            let depth = depths[genes[1 + stage]]
-            withUnsafeMutableBytes(of: &arch.depths) {
-                $0.storeBytes(of: depth, toByteOffset: stage * 4, as: UInt32.self)
-            }
-            for block in 0..<Int(depth) {
-                let slot = stage * maxDepth + block
-                let offset = (stage * stride + block) * 4
-                let kernel = kernels[genes[1 + stages + slot]]
-                let ratio = expandRatios[genes[1 + stages + slots + slot]]
-                withUnsafeMutableBytes(of: &arch.kernels) {
-                    $0.storeBytes(of: kernel, toByteOffset: offset, as: UInt32.self)
-                }
-                withUnsafeMutableBytes(of: &arch.expand_ratios) {
-                    $0.storeBytes(of: ratio, toByteOffset: offset, as: UInt32.self)
-                }
-            }
-        }
-        return arch
-    }
 }
 
 /// One feasible, scored architecture.
@@ -158,8 +65,8 @@ struct Scored {
 /// One run of the evolutionary search.
 struct EvolutionSearch {
     private let settings: EvolutionSettings
-    private let space: SpaceChoices
-    private let budgets: [supernet_budget]
+    private let space: DecisionSpace
+    private let budgets: BudgetSet
     private let deadline: Double
     private let callbacks: supernet_search_callbacks
     private let evaluate: supernet_evaluate_fn
@@ -177,26 +84,16 @@ struct EvolutionSearch {
 
     /// Checks the request and prepares a run.
     init(
-        settings: EvolutionSettings, space: SpaceChoices, budgets: [supernet_budget], deadline: Double,
+        settings: EvolutionSettings, space: DecisionSpace, budgets: [supernet_budget], deadline: Double,
         callbacks: supernet_search_callbacks, seed: UInt64
     ) throws(SearchFailure) {
         guard let evaluate = callbacks.evaluate, let now = callbacks.now_ms else {
             throw SearchFailure(
                 status: SUPERNET_ERROR_INVALID_ARGUMENT.rawValue, message: "callbacks evaluate and now_ms are required")
         }
-        for budget in budgets {
-            guard budget.kind >= SUPERNET_BUDGET_LATENCY_MS.rawValue, budget.kind <= SUPERNET_BUDGET_MEMORY_KB.rawValue
-            else {
-                throw SearchFailure(
-                    status: SUPERNET_ERROR_UNSUPPORTED.rawValue, message: "unknown budget kind \(budget.kind)")
-            }
-            guard !budget.value.isNaN else {
-                throw SearchFailure(status: SUPERNET_ERROR_INVALID_ARGUMENT.rawValue, message: "a budget value is NaN")
-            }
-        }
+        self.budgets = try BudgetSet(budgets)
         self.settings = settings
         self.space = space
-        self.budgets = budgets
         self.deadline = deadline
         self.callbacks = callbacks
         self.evaluate = evaluate
@@ -329,7 +226,7 @@ struct EvolutionSearch {
         var result: [Double?] = []
         result.reserveCapacity(batch.count)
         for index in batch.indices {
-            guard accuracy[index].isFinite, meetsBudgets(costs[index]) else {
+            guard accuracy[index].isFinite, budgets.isMet(budgets.figures(of: costs[index])) else {
                 result.append(nil)
                 continue
             }
@@ -339,24 +236,6 @@ struct EvolutionSearch {
             }
         }
         return result
-    }
-
-    /// Whether the cost meets every budget; an unknown (NaN) figure meets none.
-    private func meetsBudgets(_ cost: supernet_cost) -> Bool {
-        budgets.allSatisfy { budget in
-            let figure: Double
-            switch budget.kind {
-            case SUPERNET_BUDGET_LATENCY_MS.rawValue:
-                figure = cost.latency_ms
-            case SUPERNET_BUDGET_MACS.rawValue:
-                figure = cost.macs
-            case SUPERNET_BUDGET_PARAMS.rawValue:
-                figure = cost.params
-            default:
-                figure = cost.peak_memory_bytes / 1024
-            }
-            return figure <= budget.value
-        }
     }
 
     /// The architecture of `best`, if any.

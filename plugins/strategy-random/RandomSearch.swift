@@ -4,9 +4,10 @@
 // "Uniform" is per decision, as in the usual baseline: the resolution, each stage's depth and each used block's
 // kernel and ratio are drawn independently and uniformly, so a deep stage is not favoured although it has more
 // distinct architectures than a shallow one.
+import PluginSupport
 
 /// The tunable numbers of the random search.
-struct RandomSettings {
+struct RandomSettings: FlatConfigurable {
     /// Most architectures sent to the host per search.
     var evaluations = 10_000
     /// Architectures per call to the host.

@@ -33,9 +33,10 @@
 // ones but a product of independent categoricals (the decisions here are few and fixed, and the reward comes from
 // a predictor, not from training shared weights between controller steps); the gradient is averaged over a batch
 // instead of taken per sample; and the advantages are scaled by a running spread of the reward.
+import PluginSupport
 
 /// The tunable numbers of the search.
-struct ReinforceSettings {
+struct ReinforceSettings: FlatConfigurable {
     /// Most architectures sent to the host per search.
     var evaluations = 10_000
     /// Samples per policy update (one call to the host each).

@@ -43,9 +43,10 @@
 // bilevel problem (the weights are the host's, fixed). The cost enters as a penalty on the expected cost, as in
 // FBNet or ProxylessNAS rather than DARTS itself, and the discretized architecture is repaired with real
 // evaluations instead of being trusted.
+import PluginSupport
 
 /// The tunable numbers of the search.
-struct RelaxedSettings {
+struct RelaxedSettings: FlatConfigurable {
     /// Most architectures sent to the host per search.
     var evaluations = 10_000
     /// Uniform samples scored before the first fit.

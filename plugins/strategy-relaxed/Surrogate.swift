@@ -1,6 +1,7 @@
 // The surrogate models of the relaxed search: ridge regressions of the host's accuracy and of each budgeted figure
 // on indicator features of a genome, and the expectation of a model (with its gradient) under a product of
 // independent categorical distributions, one per decision.
+import PluginSupport
 
 /// One condition of a feature: decision `decision` takes one of `choices`.
 struct Factor {

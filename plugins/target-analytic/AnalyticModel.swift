@@ -1,4 +1,5 @@
 // The analytic hardware model: MACs, parameters, peak activation memory and a throughput-based latency.
+import PluginSupport
 import SupernetPluginABI
 
 /// A call the model refuses, with the ABI status to return and a message for the host.
@@ -10,7 +11,7 @@ struct ModelFailure: Error {
 }
 
 /// The tunable numbers of the model.
-struct AnalyticSettings {
+struct AnalyticSettings: FlatConfigurable {
     /// Sustained GFLOP/s per op, indexed by supernet_op (conv, pointwise, depthwise, squeeze-excite, pool, linear).
     var gflops: [Double] = [10, 60, 20, 10, 10, 10]
     /// Fixed cost of launching one layer, microseconds.

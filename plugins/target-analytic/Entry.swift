@@ -1,4 +1,5 @@
 // The C entry points of the analytic hardware target.
+import PluginSupport
 import SupernetPluginABI
 
 /// The settings in force.
@@ -10,25 +11,11 @@ nonisolated(unsafe) private var settings = AnalyticSettings()
 /// The plugin header, built once by the global's thread-safe lazy initializer and never freed, so the address
 /// handed to the host stays valid for the life of the process.
 /// nonisolated(unsafe): the pointee is written only inside that initializer and only read afterwards.
-nonisolated(unsafe) private let header: UnsafeMutablePointer<supernet_plugin_header> = {
-    let functions = UnsafeMutablePointer<supernet_target_functions>.allocate(capacity: 1)
-    functions.initialize(
-        to: supernet_target_functions(
-            cost: analyticCost, layer_cost: analyticLayerCost, configure: analyticConfigure, calibrate: nil))
-    let header = UnsafeMutablePointer<supernet_plugin_header>.allocate(capacity: 1)
-    header.initialize(
-        to: supernet_plugin_header(
-            abi_version: UInt32(SUPERNET_PLUGIN_ABI_VERSION),
-            struct_size: UInt32(MemoryLayout<supernet_target_functions>.size),
-            kind: SUPERNET_PLUGIN_KIND_TARGET.rawValue,
-            reserved: 0,
-            name: permanentCString("analytic"),
-            version: permanentCString("1.0.0"),
-            description: permanentCString(
-                "MACs, parameters, peak activation memory and a per-op throughput latency model"),
-            functions: UnsafeRawPointer(functions)))
-    return header
-}()
+nonisolated(unsafe) private let header = permanentHeader(
+    name: "analytic", version: "1.0.0",
+    description: "MACs, parameters, peak activation memory and a per-op throughput latency model",
+    functions: supernet_target_functions(
+        cost: analyticCost, layer_cost: analyticLayerCost, configure: analyticConfigure, calibrate: nil))
 
 /// Returns the plugin header; the one symbol the host looks up.
 @_cdecl("supernet_plugin_entry")
@@ -78,19 +65,7 @@ private func analyticLayerCost(
 private func analyticConfigure(
     json: UnsafePointer<CChar>?, errorBuffer: UnsafeMutablePointer<CChar>?, errorSize: Int
 ) -> Int32 {
-    guard let json else {
-        supernet_copy_message(errorBuffer, errorSize, "configure needs a JSON object, got NULL")
-        return SUPERNET_ERROR_INVALID_ARGUMENT.rawValue
-    }
-
-    do throws(ConfigProblem) {
-        var reader = FlatJSONReader(String(cString: json))
-        settings = try settings.applying(try reader.readObject())
-        return SUPERNET_OK.rawValue
-    } catch {
-        supernet_copy_message(errorBuffer, errorSize, "analytic configure: \(error.message)")
-        return SUPERNET_ERROR_CONFIG.rawValue
-    }
+    configure(&settings, json: json, plugin: "analytic", errorBuffer: errorBuffer, errorSize: errorSize)
 }
 
 /// The layers as a buffer, or nil when the list is empty or missing.
@@ -100,15 +75,4 @@ private func layerBuffer(_ layers: UnsafePointer<supernet_layer>?, _ count: Int)
         return nil
     }
     return UnsafeBufferPointer(start: layers, count: count)
-}
-
-/// Copies `text` into memory that is never freed and returns it NUL-terminated.
-private func permanentCString(_ text: String) -> UnsafePointer<CChar> {
-    let bytes = Array(text.utf8)
-    let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-    for (index, byte) in bytes.enumerated() {
-        storage[index] = CChar(bitPattern: byte)
-    }
-    storage[bytes.count] = 0
-    return UnsafePointer(storage)
 }

@@ -1,11 +1,11 @@
 // A small seeded generator (xoshiro256**), so a search is reproducible from its seed on every platform.
 
 /// xoshiro256** seeded through splitmix64; not for cryptography.
-struct SeededGenerator {
+public struct SeededGenerator {
     private var state: (UInt64, UInt64, UInt64, UInt64)
 
     /// Creates a generator whose whole sequence follows from `seed`.
-    init(seed: UInt64) {
+    public init(seed: UInt64) {
         var mix = seed
         func nextMix() -> UInt64 {
             mix &+= 0x9E37_79B9_7F4A_7C15
@@ -18,7 +18,7 @@ struct SeededGenerator {
     }
 
     /// The next 64 random bits.
-    mutating func next() -> UInt64 {
+    public mutating func next() -> UInt64 {
         let result = rotate(state.1 &* 5, by: 7) &* 9
         let shifted = state.1 << 17
         state.2 ^= state.0
@@ -31,12 +31,12 @@ struct SeededGenerator {
     }
 
     /// A number in 0..<bound (bound > 0), by the high half of a 64 × 64-bit product (bias below 2^-50 here).
-    mutating func below(_ bound: Int) -> Int {
+    public mutating func below(_ bound: Int) -> Int {
         Int(next().multipliedFullWidth(by: UInt64(bound)).high)
     }
 
     /// A number in [0, 1).
-    mutating func unit() -> Double {
+    public mutating func unit() -> Double {
         Double(next() >> 11) * 0x1p-53
     }
 

@@ -1,12 +1,10 @@
-// Numerics for the strategies that learn: exp and log (a plugin imports only the ABI module, so the C library's are
-// out of reach) and a stable softmax.
-// TODO: this file is duplicated word for word in strategy-reinforce and strategy-relaxed because a plugin may import
-// only the ABI module; a fix needs a helper target the plugins can link statically.
+// Numerics for the strategies that learn: exp and log (the plugins import only the ABI module and this one, so the C
+// library's are out of reach) and a stable softmax.
 
 /// e^x. Writes x = k·ln 2 + r with k whole and |r| ≤ ln 2 / 2, sums the Taylor series of e^r (its 14th term is
 /// below 2^-53 there) and scales by 2^k. 0 below −745 (underflow), +∞ above 709.8 (overflow), NaN for NaN. The
 /// rounding of k·ln 2 limits the relative error to about 1e-13 at the ends of the range, 1e-16 near 0.
-func exp(_ x: Double) -> Double {
+public func exp(_ x: Double) -> Double {
     guard !x.isNaN else {
         return x
     }
@@ -35,7 +33,7 @@ func exp(_ x: Double) -> Double {
 /// The natural logarithm of x. Writes x = m·2^e with m in [√½, √2), so that s = (m − 1) / (m + 1) lies in
 /// |s| < 0.172, and sums log m = 2·(s + s³/3 + s⁵/5 + …) to the s²⁹ term (below 2^-53 there); log x = log m + e·ln 2.
 /// −∞ for 0, NaN below 0 and for NaN, +∞ for +∞.
-func log(_ x: Double) -> Double {
+public func log(_ x: Double) -> Double {
     guard x > 0, x.isFinite else {
         return x == 0 ? -.infinity : (x == .infinity ? x : .nan)
     }
@@ -59,7 +57,7 @@ func log(_ x: Double) -> Double {
 
 /// Softmax of `logits[range]` written into `output[range]`: p(c) = e^(θ_c − max θ) / Σ_c' e^(θ_c' − max θ). The
 /// largest logit is subtracted first so no exponential overflows; the result is the same.
-func softmax(_ logits: [Double], _ range: Range<Int>, into output: inout [Double]) {
+public func softmax(_ logits: [Double], _ range: Range<Int>, into output: inout [Double]) {
     let largest = logits[range].max() ?? 0
     var sum = 0.0
     for index in range {

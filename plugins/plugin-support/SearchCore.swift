@@ -1,16 +1,21 @@
-// Search plumbing shared by the random, reinforce and relaxed strategies: the space as categorical decisions, the
-// budgets, and scoring through the host's evaluate callback under an evaluation budget, the deadline and the host's
-// stop signal, with a cache so that an architecture is sent to the host at most once per search.
-// TODO: this file is duplicated word for word in strategy-random, strategy-reinforce and strategy-relaxed because a
-// plugin may import only the ABI module; a fix needs a helper target the plugins can link statically.
+// Search plumbing shared by the strategies. The random, reinforce and relaxed strategies use all of it: the space as
+// categorical decisions, the budgets, and scoring through the host's evaluate callback under an evaluation budget,
+// the deadline and the host's stop signal, with a cache so that an architecture is sent to the host at most once per
+// search. The evolution strategy scores on its own and uses only the space, the budget checks and the failures.
 import SupernetPluginABI
 
 /// A search the strategy gives up, with the ABI status to return and a message for the host.
-struct SearchFailure: Error {
+public struct SearchFailure: Error {
     /// A negative supernet_status value.
-    let status: Int32
+    public let status: Int32
     /// What went wrong.
-    let message: String
+    public let message: String
+
+    /// Creates a failure.
+    public init(status: Int32, message: String) {
+        self.status = status
+        self.message = message
+    }
 }
 
 /// The space as a list of categorical decisions, each a choice index into one of the space's choice lists.
@@ -18,24 +23,24 @@ struct SearchFailure: Error {
 /// Decisions, in order: the resolution; one depth per stage; a kernel for every stage × maxDepth block slot; an
 /// expansion ratio for every slot. A genome (`[Int]`, one choice index per decision) is kept canonical: the kernel
 /// and ratio decisions of slots past their stage's depth are 0, so equal architectures have equal genomes.
-struct DecisionSpace {
+public struct DecisionSpace {
     /// Searchable stages.
-    let stages: Int
+    public let stages: Int
     /// Block slots per stage.
-    let maxDepth: Int
+    public let maxDepth: Int
     /// Allowed depths per stage.
-    let depths: [UInt32]
+    public let depths: [UInt32]
     /// Allowed depthwise kernel sides.
-    let kernels: [UInt32]
+    public let kernels: [UInt32]
     /// Allowed expansion ratios.
-    let expandRatios: [UInt32]
+    public let expandRatios: [UInt32]
     /// Allowed input resolutions.
-    let resolutions: [UInt32]
+    public let resolutions: [UInt32]
     /// Choices of each decision.
-    let choiceCounts: [Int]
+    public let choiceCounts: [Int]
 
     /// Reads and checks the C space.
-    init(_ space: supernet_search_space) throws(SearchFailure) {
+    public init(_ space: supernet_search_space) throws(SearchFailure) {
         func refuse(_ what: String) -> SearchFailure {
             SearchFailure(status: SUPERNET_ERROR_INVALID_ARGUMENT.rawValue, message: "search space: \(what)")
         }
@@ -72,31 +77,31 @@ struct DecisionSpace {
     }
 
     /// Number of decisions.
-    var decisionCount: Int { choiceCounts.count }
+    public var decisionCount: Int { choiceCounts.count }
 
     /// Block slots: stages × maxDepth.
-    var slotCount: Int { stages * maxDepth }
+    public var slotCount: Int { stages * maxDepth }
 
     /// The decision that picks the resolution.
-    var resolutionDecision: Int { 0 }
+    public var resolutionDecision: Int { 0 }
 
     /// The decision that picks the depth of `stage`.
-    func depthDecision(_ stage: Int) -> Int {
+    public func depthDecision(_ stage: Int) -> Int {
         1 + stage
     }
 
     /// The decision that picks the kernel of block slot `slot` (stage * maxDepth + block).
-    func kernelDecision(_ slot: Int) -> Int {
+    public func kernelDecision(_ slot: Int) -> Int {
         1 + stages + slot
     }
 
     /// The decision that picks the expansion ratio of block slot `slot`.
-    func expandDecision(_ slot: Int) -> Int {
+    public func expandDecision(_ slot: Int) -> Int {
         1 + stages + slotCount + slot
     }
 
     /// The stage a decision belongs to and, for a kernel or ratio decision, its block; nil for the resolution.
-    func owner(of decision: Int) -> (stage: Int, block: Int?)? {
+    public func owner(of decision: Int) -> (stage: Int, block: Int?)? {
         if decision == resolutionDecision {
             return nil
         }
@@ -108,12 +113,12 @@ struct DecisionSpace {
     }
 
     /// Whether block `block` of `stage` is in use in `genes`.
-    func isActive(_ genes: [Int], stage: Int, block: Int) -> Bool {
+    public func isActive(_ genes: [Int], stage: Int, block: Int) -> Bool {
         Int(depths[genes[depthDecision(stage)]]) > block
     }
 
     /// Whether `decision` shapes the architecture of `genes` (the kernel and ratio of unused slots do not).
-    func matters(_ decision: Int, in genes: [Int]) -> Bool {
+    public func matters(_ decision: Int, in genes: [Int]) -> Bool {
         guard let owner = owner(of: decision), let block = owner.block else {
             return true
         }
@@ -121,7 +126,7 @@ struct DecisionSpace {
     }
 
     /// `genes` with the decisions of unused slots set to 0.
-    func canonical(_ genes: [Int]) -> [Int] {
+    public func canonical(_ genes: [Int]) -> [Int] {
         var result = genes
         for stage in 0..<stages {
             for block in 0..<maxDepth where !isActive(genes, stage: stage, block: block) {
@@ -133,12 +138,12 @@ struct DecisionSpace {
     }
 
     /// A canonical genome drawn with every decision uniform over its choices.
-    func uniformGenes(using random: inout SeededGenerator) -> [Int] {
+    public func uniformGenes(using random: inout SeededGenerator) -> [Int] {
         canonical(choiceCounts.map { random.below($0) })
     }
 
     /// The architecture a genome stands for, with unused entries 0.
-    func arch(of genes: [Int]) -> supernet_arch {
+    public func arch(of genes: [Int]) -> supernet_arch {
         var arch = supernet_arch()
         arch.resolution = resolutions[genes[resolutionDecision]]
         arch.stages = UInt32(stages)
@@ -166,12 +171,12 @@ struct DecisionSpace {
 }
 
 /// The budgets of a request, checked.
-struct BudgetSet {
+public struct BudgetSet {
     /// The budgets in the host's order.
-    let budgets: [supernet_budget]
+    public let budgets: [supernet_budget]
 
     /// Checks kinds and values.
-    init(_ budgets: [supernet_budget]) throws(SearchFailure) {
+    public init(_ budgets: [supernet_budget]) throws(SearchFailure) {
         for budget in budgets {
             guard budget.kind >= SUPERNET_BUDGET_LATENCY_MS.rawValue, budget.kind <= SUPERNET_BUDGET_MEMORY_KB.rawValue
             else {
@@ -186,10 +191,10 @@ struct BudgetSet {
     }
 
     /// Number of budgets.
-    var count: Int { budgets.count }
+    public var count: Int { budgets.count }
 
     /// The figure each budget limits, in the budget's unit (memory in KiB), in budget order.
-    func figures(of cost: supernet_cost) -> [Double] {
+    public func figures(of cost: supernet_cost) -> [Double] {
         budgets.map { budget in
             switch budget.kind {
             case SUPERNET_BUDGET_LATENCY_MS.rawValue: cost.latency_ms
@@ -201,19 +206,19 @@ struct BudgetSet {
     }
 
     /// Whether every figure is at most its limit; an unknown (NaN) figure meets none.
-    func isMet(_ figures: [Double]) -> Bool {
+    public func isMet(_ figures: [Double]) -> Bool {
         zip(budgets, figures).allSatisfy { $1 <= $0.value }
     }
 
     /// The figure as a share of its limit (1 = exactly at the limit). A limit at or below 0 is taken as the
     /// smallest positive double, so any positive figure is far over it; NaN stays NaN.
-    func relative(_ figure: Double, _ index: Int) -> Double {
+    public func relative(_ figure: Double, _ index: Int) -> Double {
         figure / max(budgets[index].value, .leastNormalMagnitude)
     }
 
     /// The summed relative excess Σ_b max(0, figure_b / limit_b − 1): 0 when feasible, 0.1 for 10 % over one
     /// budget. An unknown figure counts as 1 (a whole budget missed).
-    func excess(_ figures: [Double]) -> Double {
+    public func excess(_ figures: [Double]) -> Double {
         var total = 0.0
         for index in figures.indices {
             let share = relative(figures[index], index)
@@ -224,26 +229,26 @@ struct BudgetSet {
 }
 
 /// The host's answer for one architecture.
-struct Outcome {
+public struct Outcome {
     /// Predicted accuracy, finite.
-    let accuracy: Double
+    public let accuracy: Double
     /// The figures the budgets limit, in budget order.
-    let figures: [Double]
+    public let figures: [Double]
     /// Whether every budget is met.
-    let feasible: Bool
+    public let feasible: Bool
 }
 
 /// Sends genomes to the host's evaluate callback and remembers the answers and the best feasible one.
 ///
 /// It stops sending once the evaluation budget is spent, the deadline (on the host's clock) has passed, or the
 /// host answered SUPERNET_EVALUATE_STOP; `isDone` then says so and `score` answers only from the cache.
-struct Scorer {
+public struct Scorer {
     /// The decisions.
-    let space: DecisionSpace
+    public let space: DecisionSpace
     /// The budgets.
-    let budgets: BudgetSet
+    public let budgets: BudgetSet
     /// Most architectures sent to the host.
-    let evaluationLimit: Int
+    public let evaluationLimit: Int
     private let deadline: Double
     private let context: UnsafeMutableRawPointer?
     private let evaluate: supernet_evaluate_fn
@@ -251,17 +256,17 @@ struct Scorer {
     private var cache: [[Int]: Outcome] = [:]
 
     /// Architectures sent to the host, counted once per batch entry.
-    private(set) var evaluations = 0
+    public private(set) var evaluations = 0
     /// Set once the host asked to stop or the deadline passed.
-    private(set) var stopped = false
+    public private(set) var stopped = false
     /// The most accurate feasible genome seen (the first of equals) and its accuracy.
-    private(set) var best: (genes: [Int], accuracy: Double)?
+    public private(set) var best: (genes: [Int], accuracy: Double)?
 
     /// Most genomes kept in the cache; past it new answers are not remembered (a repeat is then sent again).
-    static let cacheCapacity = 1 << 18
+    public static let cacheCapacity = 1 << 18
 
     /// Prepares scoring; needs both callbacks.
-    init(
+    public init(
         space: DecisionSpace, budgets: BudgetSet, evaluationLimit: Int, deadline: Double,
         callbacks: supernet_search_callbacks
     ) throws(SearchFailure) {
@@ -279,13 +284,13 @@ struct Scorer {
     }
 
     /// Evaluations left in the budget.
-    var remaining: Int { max(0, evaluationLimit - evaluations) }
+    public var remaining: Int { max(0, evaluationLimit - evaluations) }
 
     /// Whether nothing more will be sent: the budget is spent, or the host or the deadline stopped the search.
-    var isDone: Bool { stopped || remaining == 0 }
+    public var isDone: Bool { stopped || remaining == 0 }
 
     /// Whether the deadline has passed; sets `stopped` when it has. For the strategies' own long computations.
-    mutating func checkDeadline() -> Bool {
+    public mutating func checkDeadline() -> Bool {
         if !stopped, now(context) >= deadline {
             stopped = true
         }
@@ -293,14 +298,14 @@ struct Scorer {
     }
 
     /// The cached answer for a canonical genome.
-    func cached(_ genes: [Int]) -> Outcome? {
+    public func cached(_ genes: [Int]) -> Outcome? {
         cache[genes]
     }
 
     /// Scores canonical genomes: cached ones from the cache, the others in one call to the host (each distinct
     /// genome once, as many as the budget allows). nil marks a genome the host did not score (budget spent,
     /// stopped, or NaN accuracy after a stop). Throws when the host's callback fails.
-    mutating func score(_ batch: [[Int]]) throws(SearchFailure) -> [Outcome?] {
+    public mutating func score(_ batch: [[Int]]) throws(SearchFailure) -> [Outcome?] {
         var answers: [Outcome?] = batch.map { cache[$0] }
         var fresh: [[Int]] = []
         var freshIndex: [[Int]: Int] = [:]
@@ -361,7 +366,7 @@ struct Scorer {
 /// Runs one search behind the ABI's search function: checks the arguments, builds the scorer, calls `body` (which
 /// returns the iterations it completed), writes the stats and the best architecture, and turns every failure into a
 /// status and a message prefixed with `name`.
-func performSearch(
+public func performSearch(
     name: String, evaluationLimit: Int, space: UnsafePointer<supernet_search_space>?,
     budgets: UnsafePointer<supernet_budget>?, budgetCount: Int, deadline: Double,
     callbacks: UnsafePointer<supernet_search_callbacks>?, best: UnsafeMutablePointer<supernet_arch>?,
@@ -400,34 +405,4 @@ func performSearch(
     }
     best.pointee = scorer.space.arch(of: found.genes)
     return SUPERNET_OK.rawValue
-}
-
-/// Copies `text` into memory that is never freed and returns it NUL-terminated.
-func permanentCString(_ text: String) -> UnsafePointer<CChar> {
-    let bytes = Array(text.utf8)
-    let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-    for (index, byte) in bytes.enumerated() {
-        storage[index] = CChar(bitPattern: byte)
-    }
-    storage[bytes.count] = 0
-    return UnsafePointer(storage)
-}
-
-/// Reads a whole number of at least `low` for configuration key `key`.
-func configInteger(_ key: String, _ value: Double, atLeast low: Int) throws(ConfigProblem) -> Int {
-    guard value == value.rounded(), value >= Double(low), value <= 1e9 else {
-        throw ConfigProblem(message: "\"\(key)\" must be a whole number of at least \(low), got \(value)")
-    }
-    return Int(value)
-}
-
-/// Reads a number in `range` for configuration key `key`; `open` excludes the lower end.
-func configNumber(
-    _ key: String, _ value: Double, in range: ClosedRange<Double>, openBelow open: Bool = false
-) throws(ConfigProblem) -> Double {
-    guard range.contains(value), !open || value > range.lowerBound else {
-        let low = open ? "(\(range.lowerBound)" : "[\(range.lowerBound)"
-        throw ConfigProblem(message: "\"\(key)\" must lie in \(low), \(range.upperBound)], got \(value)")
-    }
-    return value
 }

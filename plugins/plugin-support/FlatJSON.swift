@@ -1,25 +1,29 @@
-// A reader for the one JSON shape the configure function accepts: an object whose values are all numbers.
-// TODO: this file is duplicated in target-analytic and every strategy because a plugin may import only the ABI
-// module; a fix needs a shared helper target the plugins can link statically.
+// A reader for the one JSON shape the configure functions of the strategies and of target-analytic accept: an
+// object whose values are all numbers.
 
 /// A configuration the plugin refuses, with a message saying what is wrong and where.
-struct ConfigProblem: Error {
+public struct ConfigProblem: Error {
     /// What is wrong, for the host's error buffer.
-    let message: String
+    public let message: String
+
+    /// Creates a problem.
+    public init(message: String) {
+        self.message = message
+    }
 }
 
 /// Reads `{"key": number, ...}`: keys without escapes, finite numbers, no nesting, no duplicate keys.
-struct FlatJSONReader {
+public struct FlatJSONReader {
     private let bytes: [UInt8]
     private var index = 0
 
     /// Creates a reader over the UTF-8 text.
-    init(_ text: String) {
+    public init(_ text: String) {
         bytes = Array(text.utf8)
     }
 
     /// The key-value pairs in the order they appear.
-    mutating func readObject() throws(ConfigProblem) -> [(key: String, value: Double)] {
+    public mutating func readObject() throws(ConfigProblem) -> [(key: String, value: Double)] {
         var pairs: [(key: String, value: Double)] = []
         skipSpace()
         try expect(UInt8(ascii: "{"))
@@ -103,4 +107,23 @@ struct FlatJSONReader {
         }
         return value
     }
+}
+
+/// Reads a whole number of at least `low` for configuration key `key`.
+public func configInteger(_ key: String, _ value: Double, atLeast low: Int) throws(ConfigProblem) -> Int {
+    guard value == value.rounded(), value >= Double(low), value <= 1e9 else {
+        throw ConfigProblem(message: "\"\(key)\" must be a whole number of at least \(low), got \(value)")
+    }
+    return Int(value)
+}
+
+/// Reads a number in `range` for configuration key `key`; `open` excludes the lower end.
+public func configNumber(
+    _ key: String, _ value: Double, in range: ClosedRange<Double>, openBelow open: Bool = false
+) throws(ConfigProblem) -> Double {
+    guard range.contains(value), !open || value > range.lowerBound else {
+        let low = open ? "(\(range.lowerBound)" : "[\(range.lowerBound)"
+        throw ConfigProblem(message: "\"\(key)\" must lie in \(low), \(range.upperBound)], got \(value)")
+    }
+    return value
 }
