@@ -90,7 +90,8 @@ let package = Package(
             path: "plugins/strategy-relaxed"),
         // Targets: the shared helpers, and (host-cpu only) the profiler and engine, linked into each object.
         .target(
-            name: "TargetSupport", dependencies: ["SupernetPluginABI", "LatencyTable"], path: "plugins/target-support"),
+            name: "TargetSupport", dependencies: ["SupernetPluginABI", "PluginSupport", "LatencyTable"],
+            path: "plugins/target-support"),
         .target(
             name: "TargetHostCPU",
             dependencies: ["SupernetPluginABI", "TargetSupport", "LatencyTable", "LatencyProfiling", "Engine"],

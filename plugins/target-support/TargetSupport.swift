@@ -1,6 +1,8 @@
 // What the table-driven targets share: the header, the layer conversion and the cost of a priced layer list.
-// Linked statically into each plugin, so every plugin has its own copy and its own globals.
+// Linked statically into each plugin, so every plugin has its own copy and its own globals. The header itself is
+// built by PluginSupport, which the Swift strategies and target-analytic use too.
 import LatencyTable
+import PluginSupport
 import SupernetPluginABI
 
 /// A call a target refuses, with the ABI status to return and a message for the host.
@@ -23,35 +25,12 @@ public struct TargetFailure: Error {
     }
 }
 
-/// Builds a target's header and function table in memory that is never freed.
+/// Builds a target's header and function table in memory that is never freed (PluginSupport's `permanentHeader`,
+/// under a name of its own so that the targets need not import PluginSupport).
 public func permanentTargetHeader(
     name: String, version: String, description: String, functions: supernet_target_functions
 ) -> UnsafeMutablePointer<supernet_plugin_header> {
-    let table = UnsafeMutablePointer<supernet_target_functions>.allocate(capacity: 1)
-    table.initialize(to: functions)
-    let header = UnsafeMutablePointer<supernet_plugin_header>.allocate(capacity: 1)
-    header.initialize(
-        to: supernet_plugin_header(
-            abi_version: UInt32(SUPERNET_PLUGIN_ABI_VERSION),
-            struct_size: UInt32(MemoryLayout<supernet_target_functions>.size),
-            kind: SUPERNET_PLUGIN_KIND_TARGET.rawValue,
-            reserved: 0,
-            name: permanentCString(name),
-            version: permanentCString(version),
-            description: permanentCString(description),
-            functions: UnsafeRawPointer(table)))
-    return header
-}
-
-/// Copies `text` into memory that is never freed and returns it NUL-terminated.
-public func permanentCString(_ text: String) -> UnsafePointer<CChar> {
-    let bytes = Array(text.utf8)
-    let storage = UnsafeMutablePointer<CChar>.allocate(capacity: bytes.count + 1)
-    for (index, byte) in bytes.enumerated() {
-        storage[index] = CChar(bitPattern: byte)
-    }
-    storage[bytes.count] = 0
-    return UnsafePointer(storage)
+    permanentHeader(name: name, version: version, description: description, functions: functions)
 }
 
 /// The keys of the host's layer list, checked; throws naming the first bad layer by index.
