@@ -134,12 +134,29 @@ public struct ServeBenchmark {
         return (waited, lookups)
     }
 
+    /// The plugins the benchmark needs (its target and the default strategy) copied into a directory of their
+    /// own, so that the daemon does not spend the run building archives for targets nobody asks for; the whole
+    /// plugin directory when they are not there under their usual file names.
+    private func pluginDirectory(root: String) throws -> String {
+        let files = ["libtarget-\(target).so", "libstrategy-evolution.so"]
+        let manager = FileManager.default
+        guard files.allSatisfy({ manager.fileExists(atPath: plugins + "/" + $0) }) else { return plugins }
+        let directory = root + "/plugins"
+        try manager.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try manager.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory)
+        for file in files {
+            try manager.copyItem(atPath: plugins + "/" + file, toPath: directory + "/" + file)
+            try manager.setAttributes([.posixPermissions: 0o644], ofItemAtPath: directory + "/" + file)
+        }
+        return directory
+    }
+
     private func startDaemon(root: String, socket: String) throws -> Process {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: daemon)
         process.arguments = [
             "--socket", socket, "--admin-socket", root + "/admin.sock", "--models", models,
-            "--plugins", plugins, "--state-dir", root + "/state", "--max-connections", "128",
+            "--plugins", try pluginDirectory(root: root), "--state-dir", root + "/state", "--max-connections", "128",
             "--max-inflight-per-connection", "8",
         ]
         process.standardError = FileHandle(forWritingAtPath: "/dev/null")
