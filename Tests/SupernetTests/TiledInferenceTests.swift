@@ -39,11 +39,11 @@ final class TiledInferenceTests: XCTestCase {
                 }
             }
             XCTAssertEqual(tiled[0], tiled[1], "tiled logits depend on the thread count")
-            // OpenBLAS may take another kernel path for another row count: equal up to float rounding, relative
-            // to the logits' scale.
+            // OpenBLAS takes other kernel paths for other row counts (and other CPU types): equal up to float
+            // rounding, relative to the logits' scale. A wrong tile offset would differ at the scale itself.
             let scale = max(1, alone.map(abs).max() ?? 1)
             let worst = zip(alone, tiled[0]).map { abs($0 - $1) }.max() ?? .infinity
-            XCTAssertLessThanOrEqual(worst / scale, 2e-6, "\(arch.json): scale \(scale)")
+            XCTAssertLessThanOrEqual(worst / scale, 1e-4, "\(arch.json): scale \(scale)")
         }
     }
 }

@@ -207,7 +207,7 @@ final class ConfigTests: XCTestCase {
         let settings = text.split(separator: "\n").map(String.init)
             .filter { $0.range(of: #"^# [a-z_]+ ="#, options: .regularExpression) != nil }
             .map { String($0.dropFirst(2)) }
-        XCTAssertEqual(settings.count, 15)
+        XCTAssertEqual(settings.count, 16)
         var uncommented = DaemonConfiguration()
         try uncommented.apply(fileText: settings.joined(separator: "\n"), path: path)
         XCTAssertEqual(uncommented, DaemonConfiguration())
