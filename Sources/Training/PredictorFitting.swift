@@ -7,6 +7,12 @@ public struct MeasuredArchitectures: Sendable {
     public var archs: [ArchConfig]
     /// Their validation accuracies in [0, 1], after BatchNorm recalibration.
     public var accuracies: [Double]
+
+    /// Creates a data set.
+    public init(archs: [ArchConfig], accuracies: [Double]) {
+        self.archs = archs
+        self.accuracies = accuracies
+    }
 }
 
 /// Fits and scores the MLP accuracy predictor (`AccuracyPredictor`).

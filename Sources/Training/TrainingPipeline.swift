@@ -110,7 +110,7 @@ public struct TrainingPipeline {
             let (predictor, summary) = PredictorFitting.fit(measured, space: space, seed: options.seed)
             manifest.predictor = summary
             extras += predictor.tensors
-            try plotScatter(measured, to: directory + "/accuracy-vs-macs.svg")
+            try SampledSubnetsPlot.write(measured, space: space, to: directory + "/accuracy-vs-macs.svg")
         }
         var file = SupernetFile(manifest: manifest, network: network, calibrationImages: calibration, extras: extras)
         if let test {
@@ -197,16 +197,6 @@ public struct TrainingPipeline {
         try chart.write(to: path)
     }
 
-    private func plotScatter(_ measured: MeasuredArchitectures, to path: String) throws {
-        let points = zip(measured.archs, measured.accuracies).map {
-            PlotPoint(x: Double(space.costs(for: $0.0).macs) / 1e6, y: $0.1 * 100)
-        }
-        let chart = ScatterChart(
-            title: "Sampled subnets: validation accuracy vs MACs", xTitle: "MACs (millions)",
-            yTitle: "accuracy (%)", series: [PlotSeries(name: "subnets", points: points)],
-            paretoFront: true)
-        try chart.write(to: path)
-    }
 }
 
 /// Fits (or refits) the accuracy predictor of a trained `.supernet` file and records measured test accuracies:
@@ -264,6 +254,7 @@ public struct PredictorJob {
         let directory = (path.hasSuffix(".supernet") ? String(path.dropLast(9)) : path) + "-run"
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try? writeMeasurements(measured, space: file.manifest.space, to: directory + "/predictor-samples.jsonl")
+        try? SampledSubnetsPlot.write(measured, space: file.manifest.space, to: directory + "/accuracy-vs-macs.svg")
         return file.manifest
     }
 
@@ -297,5 +288,20 @@ public struct PredictorJob {
                 ("val_accuracy", .double(accuracy)),
             ])
         }
+    }
+}
+
+/// The accuracy-versus-MACs scatter plot of measured subnets, with their Pareto front.
+public enum SampledSubnetsPlot {
+    /// Writes the plot of `measured` (validation accuracies) to `path`.
+    public static func write(_ measured: MeasuredArchitectures, space: SearchSpace, to path: String) throws {
+        let points = zip(measured.archs, measured.accuracies).map {
+            PlotPoint(x: Double(space.costs(for: $0.0).macs) / 1e6, y: $0.1 * 100)
+        }
+        let chart = ScatterChart(
+            title: "Sampled subnets: validation accuracy vs MACs", xTitle: "MACs (millions)",
+            yTitle: "accuracy (%)", series: [PlotSeries(name: "subnets", points: points)],
+            paretoFront: true)
+        try chart.write(to: path)
     }
 }

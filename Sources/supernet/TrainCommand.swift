@@ -138,3 +138,33 @@ func printTrainingSummary(_ manifest: Manifest) {
                 predictor.rmsePoints, predictor.kendallTau, predictor.samples))
     }
 }
+
+/// `supernet plot-samples`: the accuracy-vs-MACs plot of the subnets `fit-predictor` (or `train`) measured.
+func plotSamplesCommand(_ argv: [String]) throws {
+    let hint = "supernet plot-samples --samples RUN/predictor-samples.jsonl --out FILE.svg [--space NAME]"
+    let args = try Arguments(argv, options: ["samples", "out", "space"], flags: [], hint: hint)
+    try args.expectPositionals(0)
+    let spaceName = args.value("space") ?? SearchSpace.fmnistMBV3.name
+    guard let space = SearchSpace.builtIn[spaceName] else {
+        throw CommandError.usage("unknown space \(spaceName)", hint: "known: \(SearchSpace.builtIn.keys.sorted())")
+    }
+    let path = try args.required("samples")
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+        throw CommandError("cannot read \(path)", code: .noInput)
+    }
+    var measured = MeasuredArchitectures(archs: [], accuracies: [])
+    for (number, line) in text.split(separator: "\n").enumerated() {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+            let json = object["arch"] as? String, let accuracy = object["val_accuracy"] as? Double
+        else {
+            throw CommandError("\(path):\(number + 1): expected an object with arch and val_accuracy", code: .dataError)
+        }
+        do {
+            measured.archs.append(try ArchConfig(json: json, space: space))
+        } catch {
+            throw CommandError("\(path):\(number + 1): \(error)", code: .dataError)
+        }
+        measured.accuracies.append(accuracy)
+    }
+    try SampledSubnetsPlot.write(measured, space: space, to: try args.required("out"))
+}

@@ -8,10 +8,12 @@ let usage = """
       eval     --model FILE (--arch JSON|--max|--min) [--json] [--no-recalibrate] [--data DIR]
       train    --method progressive|sandwich|attentive|slimmable|uniform --out FILE [--epochs N]
                [--batch-size N] [--lr X] [--seed N] [--threads N] [--data DIR|FILE.safetensors] [--resume CKPT]
+      train    --method standalone --arch JSON --out FILE  one architecture alone (the baseline)
       fit-predictor --model FILE [--samples N]           (re)fit the accuracy predictor, measure test accuracy
+      plot-samples --samples RUN/predictor-samples.jsonl --out FILE.svg   accuracy vs MACs of measured subnets
       predict  --model FILE (--arch JSON|--max|--min) [--json]
       profile  --out DEVICE.json [--device NAME]           per-layer latency table for the lut target
-      bench    engine|serve|train [--json]
+      bench    engine|serve|train|search|targets [--json]
     """
 
 let commands: [String: ([String]) throws -> Void] = [
@@ -24,6 +26,7 @@ let commands: [String: ([String]) throws -> Void] = [
     "predict": predictCommand,
     "fit-predictor": fitPredictorCommand,
     "profile": profileCommand,
+    "plot-samples": plotSamplesCommand,
 ]
 
 runCommand("supernet") {
