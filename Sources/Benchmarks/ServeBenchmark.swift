@@ -214,24 +214,32 @@ public struct ServeBenchmark {
     }
 
     /// Compressed megabytes per second received for the largest subnet (warm), reading frames without decoding.
+    /// The median of five half-second windows of back-to-back requests.
     private func streamRate(_ client: SupernetClient, request: Specialize) throws -> Double {
         _ = try client.specializeWithoutDecoding(request)
-        var bytes = 0
-        let start = monotonic()
-        while monotonic() - start < 2 {
-            bytes += try client.specializeWithoutDecoding(request).bytes
+        let rates = try (0..<5).map { _ in
+            var bytes = 0
+            let start = monotonic()
+            while monotonic() - start < 0.5 {
+                bytes += try client.specializeWithoutDecoding(request).bytes
+            }
+            return Double(bytes) / (monotonic() - start) / 1e6
         }
-        return Double(bytes) / (monotonic() - start) / 1e6
+        return median(rates)
     }
 
-    /// A trivial sender and receiver on a Unix socket pair, 1 MiB writes: the limit to compare with.
+    /// A trivial sender and receiver on a Unix socket pair, 1 MiB writes: the limit to compare with (the median
+    /// of three runs of 1 GiB).
     private func socketLimit() throws -> Double {
+        median(try (0..<3).map { _ in try socketRate(bytes: 1 << 30) })
+    }
+
+    private func socketRate(bytes total: Int) throws -> Double {
         var fds: [Int32] = [0, 0]
         guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &fds) == 0 else {
             throw BenchmarkError("socketpair failed")
         }
         defer { close(fds[0]); close(fds[1]) }
-        let total = 4 << 30
         let sender = fds[0]
         let thread = Thread {
             let chunk = [UInt8](repeating: 7, count: 1 << 20)

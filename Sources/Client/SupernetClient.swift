@@ -273,12 +273,19 @@ public final class SupernetClient {
     }
 
     private func fill() throws {
-        var pollFD = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
-        let ready = poll(&pollFD, 1, Int32(timeout * 1000))
-        guard ready > 0 else {
-            throw ClientError(code: nil, message: ready == 0 ? "no reply within \(Int(timeout)) s" : "poll failed")
+        // Bytes already waiting are taken at once (a weight stream mostly is); poll only when none are, for the
+        // timeout. Half the system calls of polling first.
+        var count = decoder.receive(atMost: Self.receiveBytes) {
+            recv(fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT))
         }
-        let count = decoder.receive(atMost: Self.receiveBytes) { recv(fd, $0.baseAddress, $0.count, 0) }
+        if count < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+            var pollFD = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pollFD, 1, Int32(timeout * 1000))
+            guard ready > 0 else {
+                throw ClientError(code: nil, message: ready == 0 ? "no reply within \(Int(timeout)) s" : "poll failed")
+            }
+            count = decoder.receive(atMost: Self.receiveBytes) { recv(fd, $0.baseAddress, $0.count, 0) }
+        }
         guard count > 0 else {
             throw ClientError(code: nil, message: "the daemon closed the connection")
         }
