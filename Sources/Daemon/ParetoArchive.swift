@@ -1,4 +1,6 @@
+import CLinux
 import Dispatch
+import Engine
 import Foundation
 import Supernet
 import Synchronization
@@ -127,6 +129,7 @@ final class ParetoArchives: Sendable {
         }
         guard isNew else { return }
         queue.async { [self] in
+            Self.yieldToEverythingElse()
             let status: Status
             do {
                 status = .ready(try build())
@@ -142,6 +145,15 @@ final class ParetoArchives: Sendable {
                 prewarmPending.subtract(1, ordering: .relaxed)
             }
         }
+    }
+
+    /// Gives the calling thread the lowest scheduling priority (nice 19, per thread on Linux): archives and
+    /// their prepared statistics are background work and must not slow requests, nor other programs. Both
+    /// settings stay with the Dispatch thread that ran the block; nothing else in the daemon runs on Dispatch.
+    private static func yieldToEverythingElse() {
+        _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(supernet_thread_id()), 19)
+        // The engine's workers run at normal priority: keep this thread's kernels off them.
+        Parallel.runOnCallerOnly()
     }
 
     /// Drops every archive whose key does not satisfy `keep` (models or targets that are gone).

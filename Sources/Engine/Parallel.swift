@@ -34,6 +34,25 @@ public enum Parallel {
         openblas_set_num_threads(1)
     }
 
+    /// Thread-specific flag: set, the thread's parallel loops run on it alone.
+    private static let callerOnlyKey: pthread_key_t = {
+        var key = pthread_key_t()
+        // Not inside precondition: this module is built with -Ounchecked, which drops the condition unevaluated.
+        let status = pthread_key_create(&key, nil)
+        if status != 0 { fatalError("pthread_key_create failed: \(status)") }
+        return key
+    }()
+
+    /// Whether the calling thread runs its loops alone (see `runOnCallerOnly`).
+    static var isCallerOnly: Bool { pthread_getspecific(callerOnlyKey) != nil }
+
+    /// Makes every parallel loop the calling thread starts from now on run on that thread alone, never on the
+    /// worker threads: for low-priority background work that must not occupy the workers (results are the same,
+    /// as for any thread count).
+    public static func runOnCallerOnly() {
+        _ = pthread_setspecific(callerOnlyKey, UnsafeRawPointer(bitPattern: 1))
+    }
+
     /// How parallel loops reach the other threads.
     public enum Backend: Int, Sendable {
         /// The engine's own persistent worker threads (spin briefly, then sleep): the default. Measured with
@@ -61,7 +80,7 @@ public enum Parallel {
     /// a parallel loop, or from a second thread at the same time). `body` must be safe to call concurrently for
     /// distinct indices, and its results must not depend on which thread runs an index.
     public static func forEach(_ count: Int, _ body: (Int) -> Void) {
-        let workers = min(threadCount, count)
+        let workers = isCallerOnly ? 1 : min(threadCount, count)
         if workers <= 1 {
             for index in 0..<count {
                 body(index)
