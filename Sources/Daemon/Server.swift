@@ -200,9 +200,6 @@ public final class Server: @unchecked Sendable {
         }
     }
 
-    /// Send buffer asked for each connection.
-    static let sendBufferBytes = 4 << 20
-
     private func accept(listener index: Int) {
         guard index < listeners.count else { return }
         let (listenFD, role) = listeners[index]
@@ -213,10 +210,6 @@ public final class Server: @unchecked Sendable {
             }
             setNonBlocking(fd)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
-            // A larger send buffer (the kernel caps it at net.core.wmem_max) lets a subnet's stream leave in a few
-            // writes instead of one event-loop wake-up per default-sized buffer (208 KiB).
-            var sendBuffer = Int32(Self.sendBufferBytes)
-            _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sendBuffer, socklen_t(MemoryLayout<Int32>.size))
             guard connections.count < limits.maxConnections, let peer = try? PeerCredentials.of(fd) else {
                 close(fd)
                 continue
