@@ -9,7 +9,8 @@ export OPENBLAS_CORETYPE ?= Haswell
 
 DEBIAN_PACKAGES := liblz4-dev libsystemd-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)
-PLUGINS := target-analytic target-host-cpu target-lut strategy-evolution strategy-random strategy-reinforce strategy-relaxed
+PLUGINS := target-analytic target-host-cpu target-lut \
+    strategy-evolution strategy-random strategy-reinforce strategy-relaxed
 
 .PHONY: all deps python-deps build test lint demo train-default install clean
 
@@ -58,16 +59,20 @@ demo: build
 
 ## install: binaries, plugins, the shipped models, systemd units, sysusers and an example config, under
 ## $(DESTDIR)$(PREFIX); the units name the installed paths.
+# Rewrites the units' /usr paths to the installed ones.
+UNIT_PATHS := s\#/usr/bin/\#$(PREFIX)/bin/\#g; s\#/usr/lib/supernetd\#$(PREFIX)/lib/supernetd\#g; \
+    s\#/usr/share/supernetd\#$(PREFIX)/share/supernetd\#g
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/supernetd/plugins \
 	    $(DESTDIR)$(PREFIX)/share/supernetd/models $(DESTDIR)$(PREFIX)/lib/systemd/system \
 	    $(DESTDIR)$(PREFIX)/lib/sysusers.d $(DESTDIR)$(PREFIX)/share/doc/supernetd
 	install -m 755 $(RELEASE_BIN)/supernet $(RELEASE_BIN)/supernetd $(RELEASE_BIN)/supernetctl $(DESTDIR)$(PREFIX)/bin/
-	for plugin in $(PLUGINS) target-roofline; do install -m 644 $(RELEASE_BIN)/lib$$plugin.so $(DESTDIR)$(PREFIX)/lib/supernetd/plugins/; done
+	for plugin in $(PLUGINS) target-roofline; do \
+	    install -m 644 $(RELEASE_BIN)/lib$$plugin.so $(DESTDIR)$(PREFIX)/lib/supernetd/plugins/; \
+	done
 	install -m 644 models/*.supernet $(DESTDIR)$(PREFIX)/share/supernetd/models/
 	for unit in supernetd.service supernetd.socket supernetd-admin.socket; do \
-	    sed 's#/usr/bin/#$(PREFIX)/bin/#g; s#/usr/lib/supernetd#$(PREFIX)/lib/supernetd#g; s#/usr/share/supernetd#$(PREFIX)/share/supernetd#g' \
-	        systemd/$$unit > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$unit; done
+	    sed '$(UNIT_PATHS)' systemd/$$unit > $(DESTDIR)$(PREFIX)/lib/systemd/system/$$unit; done
 	install -m 644 systemd/sysusers.d/supernetd.conf $(DESTDIR)$(PREFIX)/lib/sysusers.d/supernetd.conf
 	install -m 644 systemd/supernetd.conf $(DESTDIR)$(PREFIX)/share/doc/supernetd/supernetd.conf.example
 

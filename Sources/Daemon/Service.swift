@@ -161,7 +161,8 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
     }
 
     private func stats() -> [String: Double] {
-        [
+        let archives = specializer.archiveCounts
+        return [
             "uptime_s": monotonicSeconds() - started,
             "requests": Double(counters.requests.load(ordering: .relaxed)),
             "specializations": Double(counters.specializations.load(ordering: .relaxed)),
@@ -173,9 +174,9 @@ public final class DaemonService: FrameHandler, @unchecked Sendable {
             "models": Double(store.all.count),
             "encoded_cache_entries": Double(encoded.count),
             "rss_bytes": residentBytes(),
-            "pareto_archives_ready": Double(specializer.archiveCounts.ready),
-            "pareto_archives_building": Double(specializer.archiveCounts.building),
-            "pareto_archives_failed": Double(specializer.archiveCounts.failed),
+            "pareto_archives_ready": Double(archives.ready),
+            "pareto_archives_building": Double(archives.building),
+            "pareto_archives_failed": Double(archives.failed),
             "prewarm_pending": Double(specializer.prewarmPending),
             "prepared_statistics_hits": Double(specializer.preparedStatisticsHits),
         ]

@@ -259,7 +259,8 @@ public final class Specializer: Sendable {
                 if let point = archive.best(meeting: request.budgets) {
                     return Specialization(
                         model: model, arch: point.arch, digest: point.arch.digest(maxDepth: model.space.maxDepth),
-                        predictedAccuracy: model.predictor?.predict(point.arch) ?? .nan, costs: point.score.costs,
+                        predictedAccuracy: model.predictor == nil ? .nan : point.score.accuracy,
+                        costs: point.score.costs,
                         targetCost: point.score.target, strategy: "\(strategy.name) (pareto front)", cached: true,
                         evaluations: 0, searchMilliseconds: 0)
                 }
@@ -289,7 +290,7 @@ public final class Specializer: Sendable {
     /// Extracted subnets are cached whole (a few hundred), their recalibrated BatchNorm statistics far longer
     /// (small): with the statistics known, extraction skips the recalibration's forward passes.
     func subnet(model: LoadedModel, arch: ArchConfig, digest: String) throws -> Subnet {
-        let key = "\(model.name)#\(model.generation)|\(digest)"
+        let key = Self.subnetKey(model: model, digest: digest)
         if let hit = subnets.value(key) {
             return hit
         }
@@ -305,9 +306,9 @@ public final class Specializer: Sendable {
         return subnet
     }
 
-    /// Whether the recalibrated statistics of `arch` are known (cached).
-    func hasStatistics(model: LoadedModel, digest: String) -> Bool {
-        statistics.value("\(model.name)#\(model.generation)|\(digest)") != nil
+    /// Cache key of a subnet (and of its statistics): model version and arch digest.
+    static func subnetKey(model: LoadedModel, digest: String) -> String {
+        "\(model.name)#\(model.generation)|\(digest)"
     }
 
     static func runningStatistics(of subnet: Subnet) -> [String: [Float]] {
@@ -480,24 +481,22 @@ public final class Specializer: Sendable {
     /// (at most `prewarmedPerKind` of each) and keeps their statistics, so that a first request for a new
     /// budget needs no forward passes. Runs on the archives' background queue.
     func prewarm(_ archive: ParetoArchive, model: LoadedModel) {
-        var chosen: [ArchivePoint] = []
+        var chosen: [(arch: ArchConfig, key: String)] = []
         var seen = Set<String>()
         for kind in [BudgetKind.latencyMs, .macs] {
             let answers = archive.answers(for: kind)
             let step = max(1, (answers.count + Self.prewarmedPerKind - 1) / Self.prewarmedPerKind)
             for point in stride(from: 0, to: answers.count, by: step).map({ answers[$0] }) {
-                let digest = point.arch.digest(maxDepth: model.space.maxDepth)
-                if seen.insert(digest).inserted { chosen.append(point) }
+                let key = Self.subnetKey(model: model, digest: point.arch.digest(maxDepth: model.space.maxDepth))
+                if seen.insert(key).inserted { chosen.append((point.arch, key)) }
             }
         }
         archives.prewarmPending.add(chosen.count, ordering: .relaxed)
-        for point in chosen {
-            let digest = point.arch.digest(maxDepth: model.space.maxDepth)
-            if !hasStatistics(model: model, digest: digest) {
-                let key = "\(model.name)#\(model.generation)|\(digest)"
-                if let subnet = try? model.subnet(point.arch, calibrationLimit: calibrationLimit) {
-                    statistics.store(key, Self.runningStatistics(of: subnet))
-                }
+        for (arch, key) in chosen {
+            if statistics.value(key) == nil,
+                let subnet = try? model.subnet(arch, calibrationLimit: calibrationLimit)
+            {
+                statistics.store(key, Self.runningStatistics(of: subnet))
             }
             archives.prewarmPending.subtract(1, ordering: .relaxed)
         }

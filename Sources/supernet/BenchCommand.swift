@@ -18,12 +18,8 @@ func benchCommand(_ argv: [String]) throws {
     case ["serve"]: try benchServe(args)
     case ["search"]: try benchSearch(args)
     case ["targets"]:
-        let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        let prefix = executable.deletingLastPathComponent().deletingLastPathComponent()
-        let plugins =
-            args.value("plugins").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-            ?? prefix.appendingPathComponent("lib/supernetd/plugins").path
-        let results = try TargetAccuracyBenchmark(plugins: plugins).run()
+        let results = try TargetAccuracyBenchmark(plugins: installedPath(args, "plugins", "lib/supernetd/plugins"))
+            .run()
         if args.flag("json") {
             try printJSON(results)
         } else {
@@ -50,15 +46,12 @@ func benchCommand(_ argv: [String]) throws {
 /// `supernet bench serve`: a daemon started here, with the models and plugins installed beside this executable
 /// (`../share/supernetd/models`, `../lib/supernetd/plugins`) unless told otherwise.
 func benchServe(_ args: Arguments) throws {
-    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    let bin = executable.deletingLastPathComponent()
-    let prefix = bin.deletingLastPathComponent()
-    // supernetd takes absolute paths only: resolve what was given relative to the working directory.
-    func absolute(_ path: String?) -> String? { path.map { URL(fileURLWithPath: $0).standardizedFileURL.path } }
     var benchmark = ServeBenchmark(
-        daemon: absolute(args.value("daemon")) ?? bin.appendingPathComponent("supernetd").path,
-        models: absolute(args.value("models")) ?? prefix.appendingPathComponent("share/supernetd/models").path,
-        plugins: absolute(args.value("plugins")) ?? prefix.appendingPathComponent("lib/supernetd/plugins").path)
+        daemon: args.value("daemon").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
+            ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("supernetd").path,
+        models: installedPath(args, "models", "share/supernetd/models"),
+        plugins: installedPath(args, "plugins", "lib/supernetd/plugins"))
     if let target = args.value("target") {
         benchmark.target = target
     }
@@ -98,12 +91,8 @@ func benchEngine(_ args: Arguments, hint: String) throws {
 
 /// `supernet bench search`: every strategy at an equal number of scored candidates, per target and budget.
 func benchSearch(_ args: Arguments) throws {
-    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-    let prefix = executable.deletingLastPathComponent().deletingLastPathComponent()
     var benchmark = SearchBenchmark(
-        model: try args.required("model"),
-        plugins: args.value("plugins").map { URL(fileURLWithPath: $0).standardizedFileURL.path }
-            ?? prefix.appendingPathComponent("lib/supernetd/plugins").path)
+        model: try args.required("model"), plugins: installedPath(args, "plugins", "lib/supernetd/plugins"))
     benchmark.evaluations = try args.integer("evaluations", default: benchmark.evaluations, in: 10...1_000_000)
     benchmark.seeds = (1...UInt64(try args.integer("seeds", default: 3, in: 1...100))).map { $0 }
     if let target = args.value("target") {
@@ -132,4 +121,14 @@ func benchSearch(_ args: Arguments) throws {
             print(columns.joined(separator: "  "))
         }
     }
+}
+
+/// The path given with `--OPTION` made absolute (supernetd takes absolute paths only), else `relative` under the
+/// installation prefix this executable runs from (its directory's parent).
+func installedPath(_ args: Arguments, _ option: String, _ relative: String) -> String {
+    if let given = args.value(option) {
+        return URL(fileURLWithPath: given).standardizedFileURL.path
+    }
+    let executable = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+    return executable.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent(relative).path
 }
