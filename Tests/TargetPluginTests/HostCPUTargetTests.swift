@@ -219,7 +219,7 @@ final class HostCPUTargetTests: XCTestCase {
     /// latency of the whole subnet run end to end is at most 10%.
     ///
     /// A timing figure, so it runs only where timings mean something: with `SUPERNET_TIMING_CHECKS=1` on a quiet
-    /// machine (CI shares its cores; TODO: move this figure into `supernet bench` next to the other timings).
+    /// machine (CI shares its cores); `supernet bench targets` measures the same figure outside the tests.
     func testPredictionsMatchEndToEndRunsWithinTenPercent() throws {
         guard ProcessInfo.processInfo.environment["SUPERNET_TIMING_CHECKS"] == "1" else {
             throw XCTSkip("timing check: set SUPERNET_TIMING_CHECKS=1 on a quiet machine")
