@@ -68,7 +68,7 @@ let package = Package(
             ]),
 
         .executableTarget(name: "supernetctl", dependencies: ["CommandLineSupport", "Client", "Wire"]),
-        .executableTarget(name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "SystemdSupport"]),
+        .executableTarget(name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "Engine", "SystemdSupport"]),
 
         // Plugins: each exports supernet_plugin_entry. The strategies and the analytic target share PluginSupport
         // (search plumbing, configuration reader, seeded generator, header and configure glue), linked into each.

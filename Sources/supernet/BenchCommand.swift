@@ -81,11 +81,14 @@ func benchEngine(_ args: Arguments, hint: String) throws {
     benchmark.only = args.value("only")
     let results = benchmark.run()
     if args.flag("json") {
-        try printJSON(results)
+        var object: [String: Any] = results
+        object["openblas_core"] = OpenBLASCore.name
+        try printJSON(object)
     } else {
         for key in results.keys.sorted() {
             print("\(key.padding(toLength: 24, withPad: " ", startingAt: 0)) \(String(format: "%.1f", results[key]!))")
         }
+        print("openblas_core            \(OpenBLASCore.name)")
     }
 }
 

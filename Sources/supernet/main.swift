@@ -1,4 +1,8 @@
 import CommandLineSupport
+import Engine
+
+// Before anything else: OpenBLAS picks its kernels while loading (see OpenBLASCore).
+OpenBLASCore.ensureHaswellKernels()
 
 let usage = """
     usage: supernet COMMAND [options]

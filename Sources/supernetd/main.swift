@@ -1,10 +1,14 @@
 import CommandLineSupport
 import Daemon
+import Engine
 import SystemdSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
+
+// Before anything else: OpenBLAS picks its kernels while loading (see OpenBLASCore).
+OpenBLASCore.ensureHaswellKernels()
 
 let version = "0.1.0"
 let arguments = Array(CommandLine.arguments.dropFirst())
