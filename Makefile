@@ -6,6 +6,8 @@ SWIFT ?= swift
 VENV ?= .venv
 # Older OpenBLAS builds misbehave on these AVX-512 processors; the Haswell kernels are right and fast.
 export OPENBLAS_CORETYPE ?= Haswell
+# The engine runs OpenBLAS on one thread; without this OpenBLAS starts an idle pool that spins (see OpenBLASCore).
+export OPENBLAS_NUM_THREADS ?= 1
 
 DEBIAN_PACKAGES := liblz4-dev libsystemd-dev libopenblas-dev zlib1g-dev dataset-fashion-mnist pkg-config
 RELEASE_BIN = $(shell $(SWIFT) build -c release --show-bin-path)

@@ -6,6 +6,8 @@ import PackageDescription
 
 /// Kernels are compiled for x86-64-v3 (AVX2 + FMA): measured on these machines, see README "Engine".
 let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "haswell"])]
+/// The AVX-512 kernels: F, CD, BW, DQ and VL (Engine checks the processor for all five before calling them).
+let avx512Flags: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-target-cpu", "skylake-avx512"])]
 
 let package = Package(
     name: "supernetd",
@@ -34,8 +36,9 @@ let package = Package(
         // The plugin ABI header; a module map beside it makes it a Swift module (nothing compiled or linked).
         .systemLibrary(name: "SupernetPluginABI", path: "plugins/include"),
 
-        // Kernels.
-        .target(name: "Engine", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
+        // Kernels. EngineAVX512 alone is compiled for AVX-512; Engine calls it only on processors that have it.
+        .target(name: "EngineAVX512", swiftSettings: avx512Flags),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "EngineAVX512"], swiftSettings: kernelFlags),
         .target(name: "Digest"),
         .target(name: "LatencyTable"),
         .target(name: "Wire", dependencies: ["CLZ4", "Digest"]),
@@ -68,7 +71,8 @@ let package = Package(
             ]),
 
         .executableTarget(name: "supernetctl", dependencies: ["CommandLineSupport", "Client", "Wire"]),
-        .executableTarget(name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "Engine", "SystemdSupport"]),
+        .executableTarget(
+            name: "supernetd", dependencies: ["CommandLineSupport", "Daemon", "Engine", "SystemdSupport"]),
 
         // Plugins: each exports supernet_plugin_entry. The strategies and the analytic target share PluginSupport
         // (search plumbing, configuration reader, seeded generator, header and configure glue), linked into each.

@@ -3,8 +3,10 @@
 ///
 /// Layout: the im2col matrix is [N * Ho * Wo × Ci * k * k] with columns in OIHW order (ci, i, j), so the weights
 /// are used in place as a [Co × Ci * k * k] matrix. A 1 × 1, stride 1, unpadded convolution (pointwise) skips
-/// im2col and multiplies the input directly. Sums are OpenBLAS's; OpenBLAS splits output blocks, not the inner
-/// dimension, across threads, so its results do not change with the thread count (checked by the tests).
+/// im2col and multiplies the input directly. The forward product is `Pointwise.product` (the same sums, in the same
+/// order, as every other forward product of the engine, so a supernet and a network extracted from it agree); the
+/// backward products are OpenBLAS's, which splits output blocks, not the inner dimension, across threads, so no
+/// result changes with the thread count (checked by the tests).
 /// Thread-safe for distinct outputs and scratch.
 public enum DenseConv {
     /// Output extent of one spatial dimension.
@@ -56,10 +58,9 @@ public enum DenseConv {
             columns = UnsafePointer(scratch)
         }
 
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: rows, n: outputChannels, k: depth,
-            alpha: 1, a: columns, lda: depth, b: weights, ldb: depth, beta: 0, c: output, ldc: outputChannels
-        )
+        Pointwise.product(
+            input: columns, rows: rows, inputs: depth, weights: weights, weightRowStride: depth,
+            outputs: outputChannels, output: output)
 
         if let bias {
             Elementwise.addBias(output, rows: rows, channels: outputChannels, bias: bias)
@@ -123,7 +124,7 @@ public enum DenseConv {
     // for a k × k convolution with many input channels ((i, j, ci) order with repacked weights would copy rows).
     /// Fills the im2col matrix: columns[((n * Ho + oy) * Wo + ox) * Ci * k * k + (ci * k + i) * k + j] =
     /// x[n, oy * stride + i - padding, ox * stride + j - padding, ci], zero outside the image.
-    static func imageToColumns(
+    public static func imageToColumns(
         _ image: UnsafePointer<Float>, batch: Int, height: Int, width: Int, channels: Int, kernel: Int,
         stride: Int, padding: Int, columns: UnsafeMutablePointer<Float>
     ) {

@@ -22,36 +22,33 @@ public enum OpenBLASCore {
         return String(cString: core)
     }
 
-    /// Re-executes the process with `OPENBLAS_CORETYPE=Haswell` when the variable is unset and the processor has
-    /// AVX2 and FMA; returns (doing nothing) otherwise, or when the re-exec fails. Call first thing in `main`,
-    /// before any thread or file descriptor is created: the process keeps its pid, arguments, environment and
-    /// open descriptors (socket activation and `NOTIFY_SOCKET` still work).
+    /// Re-executes the process with `OPENBLAS_CORETYPE=Haswell` (when unset and the processor has AVX2 and FMA) and
+    /// `OPENBLAS_NUM_THREADS=1` (when unset) if either was missing; returns, doing nothing, when both are set or the
+    /// re-exec fails. Call first thing in `main`, before any thread or file descriptor is created: the process keeps
+    /// its pid, arguments, environment and open descriptors (socket activation and `NOTIFY_SOCKET` still work).
+    ///
+    /// One thread for OpenBLAS: the engine runs OpenBLAS single-threaded anyway (see `GEMM`), and without the
+    /// variable OpenBLAS starts its own pool at load, whose idle thread was seen spinning in `sched_yield` (5% of
+    /// the samples of a batch-1 inference profile), taking time from the engine's second thread.
     public static func ensureHaswellKernels() {
-        guard getenv(variable) == nil, processorHasAVX2 else {
+        var changed = false
+        if getenv(variable) == nil, processorHasAVX2 {
+            setenv(variable, "Haswell", 1)
+            changed = true
+        }
+        if getenv("OPENBLAS_NUM_THREADS") == nil {
+            setenv("OPENBLAS_NUM_THREADS", "1", 1)
+            changed = true
+        }
+        guard changed else {
             return
         }
-        setenv(variable, "Haswell", 1)
-        let arguments = CommandLine.unsafeArgv
-        execv("/proc/self/exe", arguments)
+        execv("/proc/self/exe", CommandLine.unsafeArgv)
         // Still here: exec failed; run on with the kernels already loaded.
     }
 
-    /// Whether /proc/cpuinfo lists both avx2 and fma.
+    /// Whether the processor has AVX2 and FMA.
     private static var processorHasAVX2: Bool {
-        guard let file = fopen("/proc/cpuinfo", "r") else {
-            return false
-        }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, file) > 0 {
-            let text = String(cString: line!)
-            if text.hasPrefix("flags") {
-                let flags = Set(text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }))
-                return flags.contains("avx2") && flags.contains("fma")
-            }
-        }
-        return false
+        InstructionSet.processorFlags.contains("avx2") && InstructionSet.processorFlags.contains("fma")
     }
 }

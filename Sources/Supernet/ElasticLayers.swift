@@ -46,9 +46,9 @@ final class PointwiseUnit {
         outChannels = outputs
         let count = rows * outputs
         let conv = store.convOutput.reserve(count)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: rows, n: outputs, k: inputs, alpha: 1,
-            a: x, lda: inputs, b: weight.value.pointer, ldb: maxInput, beta: 0, c: conv, ldc: outputs)
+        Pointwise.product(
+            input: x, rows: rows, inputs: inputs, weights: weight.value.pointer, weightRowStride: maxInput,
+            outputs: outputs, output: conv)
 
         norm.prepare(input: conv, rows: rows, channels: outputs, training: training)
         let y = store.output.reserve(count)
@@ -321,17 +321,17 @@ final class ElasticSqueezeExcite {
         Elementwise.globalAveragePool(input: x, batch: batch, spatial: spatial, channels: channels, output: p)
 
         let h = hidden.reserve(batch * s)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: batch, n: s, k: channels, alpha: 1, a: p,
-            lda: channels, b: reduceWeight.value.pointer, ldb: maxChannels, beta: 0, c: h, ldc: s)
+        Pointwise.product(
+            input: p, rows: batch, inputs: channels, weights: reduceWeight.value.pointer, weightRowStride: maxChannels,
+            outputs: s, output: h)
         Elementwise.addBias(h, rows: batch, channels: s, bias: reduceBias.value.pointer)
         let r = hiddenActive.reserve(batch * s)
         Elementwise.activate(.relu, input: h, output: r, count: batch * s)
 
         let g = gatePre.reserve(batch * channels)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: batch, n: channels, k: s, alpha: 1, a: r, lda: s,
-            b: expandWeight.value.pointer, ldb: maxHidden, beta: 0, c: g, ldc: channels)
+        Pointwise.product(
+            input: r, rows: batch, inputs: s, weights: expandWeight.value.pointer, weightRowStride: maxHidden,
+            outputs: channels, output: g)
         Elementwise.addBias(g, rows: batch, channels: channels, bias: expandBias.value.pointer)
         let gateValues = gate.reserve(batch * channels)
         Elementwise.activate(.hsigmoid, input: g, output: gateValues, count: batch * channels)

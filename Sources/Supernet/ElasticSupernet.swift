@@ -305,10 +305,9 @@ public final class ElasticSupernet {
         }
 
         let out = logits.reserve(batch * space.classes)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: batch, n: space.classes, k: h, alpha: 1,
-            a: classifierInput, lda: h, b: classifierWeight.value.pointer, ldb: h, beta: 0, c: out,
-            ldc: space.classes)
+        Pointwise.product(
+            input: classifierInput, rows: batch, inputs: h, weights: classifierWeight.value.pointer,
+            weightRowStride: h, outputs: space.classes, output: out)
         Elementwise.addBias(out, rows: batch, channels: space.classes, bias: classifierBias.value.pointer)
         return out
     }

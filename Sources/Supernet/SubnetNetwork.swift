@@ -51,6 +51,8 @@ struct StaticConvolution {
     let beta: [Float]
     let scale: FloatBuffer
     let shift: FloatBuffer
+    /// Stem and pointwise weights as a [outputs × inputs·k²] matrix packed for `Pointwise.forward` (nil for depthwise).
+    let packed: PackedPointwiseWeights?
 
     init(
         kind: Kind, name: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, activation: ActivationKind,
@@ -75,6 +77,9 @@ struct StaticConvolution {
         } else {
             weights = FloatBuffer(raw)
         }
+        packed =
+            kind == .depthwise
+            ? nil : PackedPointwiseWeights(weights, outputs: outputs, inputs: inputs * kernel * kernel)
         normName = "\(name).bn"
         gamma = try tensors.values("\(name).bn.weight", shape: [outputs])
         beta = try tensors.values("\(name).bn.bias", shape: [outputs])
@@ -90,22 +95,29 @@ struct StaticConvolution {
     }
 }
 
-/// Squeeze-excite weights of a static network.
+/// Squeeze-excite weights of a static network, packed for `Pointwise.forward` (biases ride in its shift, with a
+/// scale of ones: bias + sum · 1 is exactly sum + bias).
 struct StaticSqueezeExcite {
     let channels: Int
     let hidden: Int
-    let reduceWeight: FloatBuffer
+    let reduce: PackedPointwiseWeights
     let reduceBias: FloatBuffer
-    let expandWeight: FloatBuffer
+    let expand: PackedPointwiseWeights
     let expandBias: FloatBuffer
+    let ones: FloatBuffer
 
     init(name: String, channels: Int, hidden: Int, tensors: TensorLookup) throws {
         self.channels = channels
         self.hidden = hidden
-        reduceWeight = FloatBuffer(try tensors.values("\(name).reduce.weight", shape: [hidden, channels, 1, 1]))
+        reduce = PackedPointwiseWeights(
+            FloatBuffer(try tensors.values("\(name).reduce.weight", shape: [hidden, channels, 1, 1])),
+            outputs: hidden, inputs: channels)
         reduceBias = FloatBuffer(try tensors.values("\(name).reduce.bias", shape: [hidden]))
-        expandWeight = FloatBuffer(try tensors.values("\(name).expand.weight", shape: [channels, hidden, 1, 1]))
+        expand = PackedPointwiseWeights(
+            FloatBuffer(try tensors.values("\(name).expand.weight", shape: [channels, hidden, 1, 1])),
+            outputs: channels, inputs: hidden)
         expandBias = FloatBuffer(try tensors.values("\(name).expand.bias", shape: [channels]))
+        ones = FloatBuffer([Float](repeating: 1, count: max(channels, hidden)))
     }
 }
 
@@ -188,8 +200,10 @@ public final class SubnetNetwork: @unchecked Sendable {
     let stem: StaticConvolution
     let blocks: [StaticBlock]
     let head: StaticConvolution
-    let classifierWeight: FloatBuffer
+    let classifier: PackedPointwiseWeights
     let classifierBias: FloatBuffer
+    /// The classifier's scale in `Pointwise.forward` (its bias is the shift).
+    let classifierOnes: FloatBuffer
 
     /// Builds the network from a subnet's tensors.
     /// - Throws: `SubnetError` naming a missing or mis-shaped tensor.
@@ -213,11 +227,11 @@ public final class SubnetNetwork: @unchecked Sendable {
             kind: .pointwise, name: "head", inputs: space.finalStageChannels,
             outputs: space.headChannels, kernel: 1, stride: 1, activation: .hswish,
             tensors: tensors)
-        classifierWeight = FloatBuffer(
-            try tensors.values(
-                "classifier.weight",
-                shape: [space.classes, space.headChannels]))
+        classifier = PackedPointwiseWeights(
+            FloatBuffer(try tensors.values("classifier.weight", shape: [space.classes, space.headChannels])),
+            outputs: space.classes, inputs: space.headChannels)
         classifierBias = FloatBuffer(try tensors.values("classifier.bias", shape: [space.classes]))
+        classifierOnes = FloatBuffer([Float](repeating: 1, count: space.classes))
     }
 
     private static func makeBlock(
@@ -362,10 +376,9 @@ public final class SubnetNetwork: @unchecked Sendable {
         Elementwise.globalAveragePool(input: headOut, batch: batch, spatial: spatial, channels: h, output: pooled)
         let classes = space.classes
         let logits = w.logits.reserve(batch * classes)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: batch, n: classes, k: h, alpha: 1, a: pooled, lda: h,
-            b: classifierWeight.pointer, ldb: h, beta: 0, c: logits, ldc: classes)
-        Elementwise.addBias(logits, rows: batch, channels: classes, bias: classifierBias.pointer)
+        Pointwise.forward(
+            input: pooled, rows: batch, weights: classifier, scale: classifierOnes.pointer,
+            shift: classifierBias.pointer, activation: .none, output: logits)
         return logits
     }
 
@@ -379,22 +392,33 @@ public final class SubnetNetwork: @unchecked Sendable {
         let outW = SearchSpace.outputSide(width, stride: layer.stride)
         let rows = batch * outH * outW
         switch layer.kind {
-        case .stem:
-            DenseConv.forward(
-                input: x, batch: batch, height: height, width: width, inputChannels: layer.inputs,
-                weights: layer.weights.pointer, bias: nil, outputChannels: layer.outputs,
-                kernel: layer.kernel, stride: layer.stride, padding: layer.kernel / 2, output: output,
-                scratch: scratch!)
-        case .pointwise:
-            GEMM.multiply(
-                transposeA: false, transposeB: true, m: rows, n: layer.outputs, k: layer.inputs, alpha: 1,
-                a: x, lda: layer.inputs, b: layer.weights.pointer, ldb: layer.inputs, beta: 0, c: output,
-                ldc: layer.outputs)
+        case .stem, .pointwise:
+            var columns = x
+            if layer.kind == .stem {
+                DenseConv.imageToColumns(
+                    x, batch: batch, height: height, width: width, channels: layer.inputs, kernel: layer.kernel,
+                    stride: layer.stride, padding: layer.kernel / 2, columns: scratch!)
+                columns = UnsafePointer(scratch!)
+            }
+            // BatchNorm and activation ride along unless calibrating (which needs the bare product's statistics);
+            // both ways give the same bits (see `Pointwise`).
+            let fused = calibration == nil
+            Pointwise.forward(
+                input: columns, rows: rows, weights: layer.packed!, scale: fused ? layer.scale.pointer : nil,
+                shift: fused ? layer.shift.pointer : nil, activation: layer.activation, output: output)
+            if fused {
+                return
+            }
         case .depthwise:
+            let fused = calibration == nil
             Depthwise.forward(
                 input: x, batch: batch, height: height, width: width, channels: layer.inputs,
                 weights: layer.weights.pointer, kernel: layer.kernel, stride: layer.stride,
-                output: output)
+                scale: fused ? layer.scale.pointer : nil, shift: fused ? layer.shift.pointer : nil,
+                activation: layer.activation, output: output)
+            if fused {
+                return
+            }
         }
 
         var scale = UnsafePointer(layer.scale.pointer)
@@ -418,17 +442,13 @@ public final class SubnetNetwork: @unchecked Sendable {
         let pooled = w.pooled.reserve(batch * c)
         Elementwise.globalAveragePool(input: x, batch: batch, spatial: spatial, channels: c, output: pooled)
         let hidden = w.hidden.reserve(batch * s)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: batch, n: s, k: c, alpha: 1, a: pooled, lda: c,
-            b: se.reduceWeight.pointer, ldb: c, beta: 0, c: hidden, ldc: s)
-        Elementwise.addBias(hidden, rows: batch, channels: s, bias: se.reduceBias.pointer)
-        Elementwise.activate(.relu, input: hidden, output: hidden, count: batch * s)
+        Pointwise.forward(
+            input: pooled, rows: batch, weights: se.reduce, scale: se.ones.pointer, shift: se.reduceBias.pointer,
+            activation: .relu, output: hidden)
         let gate = w.gate.reserve(batch * c)
-        GEMM.multiply(
-            transposeA: false, transposeB: true, m: batch, n: c, k: s, alpha: 1, a: hidden, lda: s,
-            b: se.expandWeight.pointer, ldb: s, beta: 0, c: gate, ldc: c)
-        Elementwise.addBias(gate, rows: batch, channels: c, bias: se.expandBias.pointer)
-        Elementwise.activate(.hsigmoid, input: gate, output: gate, count: batch * c)
+        Pointwise.forward(
+            input: hidden, rows: batch, weights: se.expand, scale: se.ones.pointer, shift: se.expandBias.pointer,
+            activation: .hsigmoid, output: gate)
         Elementwise.channelScale(input: x, batch: batch, spatial: spatial, channels: c, scale: gate, output: x)
     }
 }

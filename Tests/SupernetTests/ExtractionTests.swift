@@ -104,8 +104,11 @@ final class ExtractionTests: XCTestCase {
                 start: supernet.forward(
                     images.pointer, batch: 2, arch: space.largest, training: false, random: &random),
                 count: 20))
+        // The same function up to float rounding: reordering the channels reorders every sum (up to 480 products,
+        // one fused multiply-add chain each) through 15 layers of perturbed BatchNorm; seen up to 2.4e-4 relative.
+        // A wrong permutation moves the logits by O(1).
         for (x, y) in zip(before, after) {
-            XCTAssertEqual(x, y, accuracy: 1e-4 * max(1, abs(x)))
+            XCTAssertEqual(x, y, accuracy: 5e-4 * max(1, abs(x)))
         }
         XCTAssertNotEqual(projectBefore, supernet.blocks[5].project.weight.value.array(), "channels were reordered")
         let project = supernet.blocks[5].project

@@ -1,0 +1,107 @@
+/// The pointwise register block on AVX-512: 12 rows × one 16-channel weight panel (12 accumulators), the panels
+/// packed as `Engine.PackedPointwiseWeights` packs them ([inputs × 16] each).
+public enum Pointwise512 {
+    /// Rows per register block.
+    public static let blockRows = 12
+
+    /// Runs tasks `tasks` of a product: task t is rows (t / panels) · 12 ..< +12 times panel t % panels.
+    /// y = f(x · Wᵀ * scale + shift), or the bare product when `scale` is nil.
+    public static func run(
+        input: UnsafePointer<Float>, rows: Int, inputs k: Int, outputs n: Int, panels: UnsafePointer<Float>,
+        scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, activation: Activation16,
+        output: UnsafeMutablePointer<Float>, tasks: Range<Int>
+    ) {
+        switch scale == nil ? .none : activation {
+        case .none: run(Identity16.self, input, rows, k, n, panels, scale, shift, output, tasks)
+        case .relu: run(ReLU16.self, input, rows, k, n, panels, scale, shift, output, tasks)
+        case .hswish: run(HSwish16.self, input, rows, k, n, panels, scale, shift, output, tasks)
+        case .hsigmoid: run(HSigmoid16.self, input, rows, k, n, panels, scale, shift, output, tasks)
+        }
+    }
+
+    private static func run<F: Function16>(
+        _: F.Type, _ input: UnsafePointer<Float>, _ rows: Int, _ k: Int, _ n: Int, _ panels: UnsafePointer<Float>,
+        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>,
+        _ tasks: Range<Int>
+    ) {
+        let panelCount = (n + 15) / 16
+        for task in tasks {
+            let row = task / panelCount * blockRows
+            let column = task % panelCount * 16
+            let a = input + row * k
+            let b = panels + column * k
+            let c = output + row * n + column
+            let exit = Exit16(
+                scale: scale.map { $0 + column }, shift: shift.map { $0 + column }, lanes: min(16, n - column))
+            var first = 0
+            let count = min(blockRows, rows - row)
+            // Whole blocks of 12, then of 4, then single rows (each a specialization with its row count constant).
+            while first < count {
+                let left = count - first
+                let a = a + first * k
+                let c = c + first * n
+                if left >= 12 {
+                    block(F.self, Rows12.self, a, k, b, c, n, exit)
+                    first += 12
+                } else if left >= 4 {
+                    block(F.self, Rows4.self, a, k, b, c, n, exit)
+                    first += 4
+                } else {
+                    block(F.self, Rows1.self, a, k, b, c, n, exit)
+                    first += 1
+                }
+            }
+        }
+    }
+
+    /// `R.value` rows (a constant after specialization) of x from `a` (row stride k) times the panel `b`, out to `c` (row
+    /// stride n). Each output: one fused multiply-add chain over p in order.
+    @inline(__always)
+    private static func block<F: Function16, R: RowCount>(
+        _: F.Type, _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ n: Int, _ exit: Exit16
+    ) {
+        let r = R.value
+        var s0 = Vec16(), s1 = Vec16(), s2 = Vec16(), s3 = Vec16(), s4 = Vec16(), s5 = Vec16()
+        var s6 = Vec16(), s7 = Vec16(), s8 = Vec16(), s9 = Vec16(), s10 = Vec16(), s11 = Vec16()
+        for p in 0..<k {
+            let w = load16(b + p * 16)
+            s0 = s0.addingProduct(Vec16(repeating: a[p]), w)
+            if r > 1 { s1 = s1.addingProduct(Vec16(repeating: a[k + p]), w) }
+            if r > 2 { s2 = s2.addingProduct(Vec16(repeating: a[2 * k + p]), w) }
+            if r > 3 { s3 = s3.addingProduct(Vec16(repeating: a[3 * k + p]), w) }
+            if r > 4 { s4 = s4.addingProduct(Vec16(repeating: a[4 * k + p]), w) }
+            if r > 5 { s5 = s5.addingProduct(Vec16(repeating: a[5 * k + p]), w) }
+            if r > 6 { s6 = s6.addingProduct(Vec16(repeating: a[6 * k + p]), w) }
+            if r > 7 { s7 = s7.addingProduct(Vec16(repeating: a[7 * k + p]), w) }
+            if r > 8 { s8 = s8.addingProduct(Vec16(repeating: a[8 * k + p]), w) }
+            if r > 9 { s9 = s9.addingProduct(Vec16(repeating: a[9 * k + p]), w) }
+            if r > 10 { s10 = s10.addingProduct(Vec16(repeating: a[10 * k + p]), w) }
+            if r > 11 { s11 = s11.addingProduct(Vec16(repeating: a[11 * k + p]), w) }
+        }
+        exit.store(F.self, s0, c)
+        if r > 1 { exit.store(F.self, s1, c + n) }
+        if r > 2 { exit.store(F.self, s2, c + 2 * n) }
+        if r > 3 { exit.store(F.self, s3, c + 3 * n) }
+        if r > 4 { exit.store(F.self, s4, c + 4 * n) }
+        if r > 5 { exit.store(F.self, s5, c + 5 * n) }
+        if r > 6 { exit.store(F.self, s6, c + 6 * n) }
+        if r > 7 { exit.store(F.self, s7, c + 7 * n) }
+        if r > 8 { exit.store(F.self, s8, c + 8 * n) }
+        if r > 9 { exit.store(F.self, s9, c + 9 * n) }
+        if r > 10 { exit.store(F.self, s10, c + 10 * n) }
+        if r > 11 { exit.store(F.self, s11, c + 11 * n) }
+    }
+}
+
+/// A register block's row count as a type, so that each block size is its own specialization with the count
+/// constant (a plain argument was left a run-time test inside the inner loop).
+public protocol RowCount {
+    static var value: Int { get }
+}
+
+public enum Rows12: RowCount { public static var value: Int { 12 } }
+public enum Rows6: RowCount { public static var value: Int { 6 } }
+public enum Rows4: RowCount { public static var value: Int { 4 } }
+public enum Rows2: RowCount { public static var value: Int { 2 } }
+public enum Rows1: RowCount { public static var value: Int { 1 } }
