@@ -17,30 +17,15 @@ public enum Depthwise512 {
         shift: UnsafePointer<Float>?, activation: Activation16, output: UnsafeMutablePointer<Float>,
         tasks: Range<Int>, scratch: UnsafeMutableRawPointer
     ) {
-        switch scale == nil ? .none : activation {
-        case .none:
-            forward(
-                Identity16.self, input, height, width, channels, weights, kernel, stride, scale, shift, output, tasks,
-                scratch)
-        case .relu:
-            forward(
-                ReLU16.self, input, height, width, channels, weights, kernel, stride, scale, shift, output, tasks,
-                scratch)
-        case .hswish:
-            forward(
-                HSwish16.self, input, height, width, channels, weights, kernel, stride, scale, shift, output, tasks,
-                scratch)
-        case .hsigmoid:
-            forward(
-                HSigmoid16.self, input, height, width, channels, weights, kernel, stride, scale, shift, output, tasks,
-                scratch)
-        }
+        forward(
+            input, height, width, channels, weights, kernel, stride, scale, shift, activation, output, tasks, scratch)
     }
 
-    private static func forward<F: Function16>(
-        _: F.Type, _ input: UnsafePointer<Float>, _ height: Int, _ width: Int, _ channels: Int,
+    private static func forward(
+        _ input: UnsafePointer<Float>, _ height: Int, _ width: Int, _ channels: Int,
         _ weights: UnsafePointer<Float>, _ kernel: Int, _ stride: Int, _ scale: UnsafePointer<Float>?,
-        _ shift: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>, _ tasks: Range<Int>,
+        _ shift: UnsafePointer<Float>?, _ activation: Activation16, _ output: UnsafeMutablePointer<Float>,
+        _ tasks: Range<Int>,
         _ scratch: UnsafeMutableRawPointer
     ) {
         let pad = kernel / 2
@@ -67,12 +52,14 @@ public enum Depthwise512 {
                     interior[y * paddedWidth + x] = loadPartial16(source + (y * width + x) * channels, lanes)
                 }
             }
-            let exit = Exit16(scale: scale.map { $0 + channel }, shift: shift.map { $0 + channel }, lanes: lanes)
+            let exit = Exit16(
+                scale: scale.map { $0 + channel }, shift: shift.map { $0 + channel }, activation: activation,
+                lanes: lanes)
             let destination = output + image * outputHeight * outputWidth * channels + channel
             @inline(__always)
             func run(_ columns: Int, _ step: Int) {
                 correlate(
-                    F.self, plane, paddedWidth, step, UnsafePointer(taps), kernel, columns, outputHeight, outputWidth,
+                    plane, paddedWidth, step, UnsafePointer(taps), kernel, columns, outputHeight, outputWidth,
                     destination, outputWidth * channels, channels, exit)
             }
             switch (kernel, stride) {
@@ -88,8 +75,8 @@ public enum Depthwise512 {
     }
 
     @inline(__always)
-    private static func correlate<F: Function16>(
-        _: F.Type, _ source: UnsafePointer<Vec16>, _ sourceRow: Int, _ step: Int, _ taps: UnsafePointer<Vec16>,
+    private static func correlate(
+        _ source: UnsafePointer<Vec16>, _ sourceRow: Int, _ step: Int, _ taps: UnsafePointer<Vec16>,
         _ tapRows: Int, _ tapColumns: Int, _ outputHeight: Int, _ outputWidth: Int,
         _ destination: UnsafeMutablePointer<Float>, _ destinationRow: Int, _ destinationColumn: Int, _ exit: Exit16
     ) {
@@ -120,16 +107,16 @@ public enum Depthwise512 {
                     }
                 }
                 let target = destinationY + x * destinationColumn
-                exit.store(F.self, a0, target)
-                exit.store(F.self, a1, target + destinationColumn)
-                exit.store(F.self, a2, target + 2 * destinationColumn)
-                exit.store(F.self, a3, target + 3 * destinationColumn)
+                exit.store(a0, target)
+                exit.store(a1, target + destinationColumn)
+                exit.store(a2, target + 2 * destinationColumn)
+                exit.store(a3, target + 3 * destinationColumn)
                 if pair {
                     let lowerTarget = target + destinationRow
-                    exit.store(F.self, b0, lowerTarget)
-                    exit.store(F.self, b1, lowerTarget + destinationColumn)
-                    exit.store(F.self, b2, lowerTarget + 2 * destinationColumn)
-                    exit.store(F.self, b3, lowerTarget + 3 * destinationColumn)
+                    exit.store(b0, lowerTarget)
+                    exit.store(b1, lowerTarget + destinationColumn)
+                    exit.store(b2, lowerTarget + 2 * destinationColumn)
+                    exit.store(b3, lowerTarget + 3 * destinationColumn)
                 }
                 x += 4
             }
@@ -145,11 +132,15 @@ public enum Depthwise512 {
                         lowerSum = lowerSum.addingProduct(lower[b], tapRow[b])
                     }
                 }
-                exit.store(F.self, upperSum, destinationY + x * destinationColumn)
+                exit.store(upperSum, destinationY + x * destinationColumn)
                 if pair {
-                    exit.store(F.self, lowerSum, destinationY + destinationRow + x * destinationColumn)
+                    exit.store(lowerSum, destinationY + destinationRow + x * destinationColumn)
                 }
                 x += 1
+            }
+            exit.finish(destinationY, count: outputWidth, stride: destinationColumn)
+            if pair {
+                exit.finish(destinationY + destinationRow, count: outputWidth, stride: destinationColumn)
             }
             y += pair ? 2 : 1
         }

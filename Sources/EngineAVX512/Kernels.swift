@@ -14,34 +14,6 @@ public enum Activation16: Int, Sendable {
     case none = 0, relu, hswish, hsigmoid
 }
 
-protocol Function16 {
-    static func value(_ x: Vec16) -> Vec16
-}
-
-struct Identity16: Function16 {
-    @inline(__always) static func value(_ x: Vec16) -> Vec16 { x }
-}
-
-struct ReLU16: Function16 {
-    @inline(__always) static func value(_ x: Vec16) -> Vec16 { x.replacing(with: 0, where: x .< 0) }
-}
-
-struct HSwish16: Function16 {
-    @inline(__always) static func value(_ x: Vec16) -> Vec16 {
-        let shifted = x + 3
-        let clamped = shifted.replacing(with: 0, where: shifted .< 0).replacing(with: 6, where: shifted .> 6)
-        return x * clamped * (1 / 6)
-    }
-}
-
-struct HSigmoid16: Function16 {
-    @inline(__always) static func value(_ x: Vec16) -> Vec16 {
-        let shifted = x + 3
-        let clamped = shifted.replacing(with: 0, where: shifted .< 0).replacing(with: 6, where: shifted .> 6)
-        return clamped * (1 / 6)
-    }
-}
-
 @inline(__always)
 func load16(_ pointer: UnsafePointer<Float>) -> Vec16 {
     UnsafeRawPointer(pointer).loadUnaligned(as: Vec16.self)
@@ -88,16 +60,20 @@ func storePartial16(_ value: Vec16, _ pointer: UnsafeMutablePointer<Float>, _ la
     }
 }
 
-/// How an output vector leaves a kernel: bare, or `f(shift + sum * scale)`; `lanes` of it are stored.
+/// How an output vector leaves a kernel: bare, or `f(shift + sum * scale)` with f the activation (the same
+/// operations as `Engine`'s activations); `lanes` of it are stored. The activation is a run-time switch per vector
+/// (always the same way: predicted): a generic activation parameter was left an out-of-line call per vector.
 struct Exit16 {
     let fused: Bool
+    let activation: Activation16
     let scale: Vec16
     let shift: Vec16
     let lanes: Int
 
     @inline(__always)
-    init(scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, lanes: Int) {
+    init(scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, activation: Activation16, lanes: Int) {
         self.lanes = lanes
+        self.activation = activation
         if let scale, let shift {
             fused = true
             self.scale = loadPartial16(scale, lanes)
@@ -109,8 +85,48 @@ struct Exit16 {
         }
     }
 
+    /// Stores a bare sum (the affine and activation follow in `finish`, once the block is written).
     @inline(__always)
-    func store<F: Function16>(_: F.Type, _ sum: Vec16, _ target: UnsafeMutablePointer<Float>) {
-        storePartial16(fused ? F.value(shift.addingProduct(sum, scale)) : sum, target, lanes)
+    func store(_ sum: Vec16, _ target: UnsafeMutablePointer<Float>) {
+        storePartial16(sum, target, lanes)
+    }
+
+    /// Applies the affine and activation in place to `count` vectors written by `store`, at `first` + i · stride.
+    /// One call per register block, the activation chosen once per call: a per-vector call was left out of line
+    /// by the compiler and cost a fifth of the run time.
+    func finish(_ first: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
+        guard fused else {
+            return
+        }
+        // One loop per activation, written out: closures and helper functions here were left out of line too.
+        switch activation {
+        case .none:
+            for i in 0..<count {
+                let target = first + i * stride
+                storePartial16(shift.addingProduct(loadPartial16(target, lanes), scale), target, lanes)
+            }
+        case .relu:
+            for i in 0..<count {
+                let target = first + i * stride
+                let z = shift.addingProduct(loadPartial16(target, lanes), scale)
+                storePartial16(pointwiseMax(z, .zero), target, lanes)
+            }
+        case .hswish:
+            for i in 0..<count {
+                let target = first + i * stride
+                let z = shift.addingProduct(loadPartial16(target, lanes), scale)
+                let shifted = z + 3
+                let clamped = pointwiseMin(pointwiseMax(shifted, .zero), Vec16(repeating: 6))
+                storePartial16(z * clamped * (1 / 6), target, lanes)
+            }
+        case .hsigmoid:
+            for i in 0..<count {
+                let target = first + i * stride
+                let z = shift.addingProduct(loadPartial16(target, lanes), scale)
+                let shifted = z + 3
+                let clamped = pointwiseMin(pointwiseMax(shifted, .zero), Vec16(repeating: 6))
+                storePartial16(clamped * (1 / 6), target, lanes)
+            }
+        }
     }
 }

@@ -11,18 +11,13 @@ public enum Pointwise512 {
         scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, activation: Activation16,
         output: UnsafeMutablePointer<Float>, tasks: Range<Int>
     ) {
-        switch scale == nil ? .none : activation {
-        case .none: run(Identity16.self, input, rows, k, n, panels, scale, shift, output, tasks)
-        case .relu: run(ReLU16.self, input, rows, k, n, panels, scale, shift, output, tasks)
-        case .hswish: run(HSwish16.self, input, rows, k, n, panels, scale, shift, output, tasks)
-        case .hsigmoid: run(HSigmoid16.self, input, rows, k, n, panels, scale, shift, output, tasks)
-        }
+        run(input, rows, k, n, panels, scale, shift, activation, output, tasks)
     }
 
-    private static func run<F: Function16>(
-        _: F.Type, _ input: UnsafePointer<Float>, _ rows: Int, _ k: Int, _ n: Int, _ panels: UnsafePointer<Float>,
-        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>,
-        _ tasks: Range<Int>
+    private static func run(
+        _ input: UnsafePointer<Float>, _ rows: Int, _ k: Int, _ n: Int, _ panels: UnsafePointer<Float>,
+        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ activation: Activation16,
+        _ output: UnsafeMutablePointer<Float>, _ tasks: Range<Int>
     ) {
         let panelCount = (n + 15) / 16
         for task in tasks {
@@ -32,7 +27,8 @@ public enum Pointwise512 {
             let b = panels + column * k
             let c = output + row * n + column
             let exit = Exit16(
-                scale: scale.map { $0 + column }, shift: shift.map { $0 + column }, lanes: min(16, n - column))
+                scale: scale.map { $0 + column }, shift: shift.map { $0 + column }, activation: activation,
+                lanes: min(16, n - column))
             var first = 0
             let count = min(blockRows, rows - row)
             // Whole blocks of 12, then of 4, then single rows (each a specialization with its row count constant).
@@ -41,13 +37,13 @@ public enum Pointwise512 {
                 let a = a + first * k
                 let c = c + first * n
                 if left >= 12 {
-                    block(F.self, Rows12.self, a, k, b, c, n, exit)
+                    block(Rows12.self, a, k, b, c, n, exit)
                     first += 12
                 } else if left >= 4 {
-                    block(F.self, Rows4.self, a, k, b, c, n, exit)
+                    block(Rows4.self, a, k, b, c, n, exit)
                     first += 4
                 } else {
-                    block(F.self, Rows1.self, a, k, b, c, n, exit)
+                    block(Rows1.self, a, k, b, c, n, exit)
                     first += 1
                 }
             }
@@ -57,8 +53,8 @@ public enum Pointwise512 {
     /// `R.value` rows (a constant after specialization) of x from `a` (row stride k) times the panel `b`, out to `c` (row
     /// stride n). Each output: one fused multiply-add chain over p in order.
     @inline(__always)
-    private static func block<F: Function16, R: RowCount>(
-        _: F.Type, _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>,
+    private static func block<R: RowCount>(
+        _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>,
         _ c: UnsafeMutablePointer<Float>, _ n: Int, _ exit: Exit16
     ) {
         let r = R.value
@@ -79,18 +75,19 @@ public enum Pointwise512 {
             if r > 10 { s10 = s10.addingProduct(Vec16(repeating: a[10 * k + p]), w) }
             if r > 11 { s11 = s11.addingProduct(Vec16(repeating: a[11 * k + p]), w) }
         }
-        exit.store(F.self, s0, c)
-        if r > 1 { exit.store(F.self, s1, c + n) }
-        if r > 2 { exit.store(F.self, s2, c + 2 * n) }
-        if r > 3 { exit.store(F.self, s3, c + 3 * n) }
-        if r > 4 { exit.store(F.self, s4, c + 4 * n) }
-        if r > 5 { exit.store(F.self, s5, c + 5 * n) }
-        if r > 6 { exit.store(F.self, s6, c + 6 * n) }
-        if r > 7 { exit.store(F.self, s7, c + 7 * n) }
-        if r > 8 { exit.store(F.self, s8, c + 8 * n) }
-        if r > 9 { exit.store(F.self, s9, c + 9 * n) }
-        if r > 10 { exit.store(F.self, s10, c + 10 * n) }
-        if r > 11 { exit.store(F.self, s11, c + 11 * n) }
+        exit.store(s0, c)
+        if r > 1 { exit.store(s1, c + n) }
+        if r > 2 { exit.store(s2, c + 2 * n) }
+        if r > 3 { exit.store(s3, c + 3 * n) }
+        if r > 4 { exit.store(s4, c + 4 * n) }
+        if r > 5 { exit.store(s5, c + 5 * n) }
+        if r > 6 { exit.store(s6, c + 6 * n) }
+        if r > 7 { exit.store(s7, c + 7 * n) }
+        if r > 8 { exit.store(s8, c + 8 * n) }
+        if r > 9 { exit.store(s9, c + 9 * n) }
+        if r > 10 { exit.store(s10, c + 10 * n) }
+        if r > 11 { exit.store(s11, c + 11 * n) }
+        exit.finish(c, count: r, stride: n)
     }
 }
 
