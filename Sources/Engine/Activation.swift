@@ -40,7 +40,7 @@ struct IdentityActivation: ActivationFunction {
 struct ReLUActivation: ActivationFunction {
     @inline(__always)
     static func value(_ x: Vec8) -> Vec8 {
-        pointwiseMax(x, .zero)
+        x.replacing(with: 0, where: x .< 0)
     }
 
     @inline(__always)
@@ -54,7 +54,7 @@ struct HSwishActivation: ActivationFunction {
     @inline(__always)
     static func value(_ x: Vec8) -> Vec8 {
         let shifted = x + 3
-        let clamped = pointwiseMin(pointwiseMax(shifted, .zero), Vec8(repeating: 6))
+        let clamped = shifted.replacing(with: 0, where: shifted .< 0).replacing(with: 6, where: shifted .> 6)
         return x * clamped * (1 / 6)
     }
 
@@ -70,7 +70,7 @@ struct HSigmoidActivation: ActivationFunction {
     @inline(__always)
     static func value(_ x: Vec8) -> Vec8 {
         let shifted = x + 3
-        let clamped = pointwiseMin(pointwiseMax(shifted, .zero), Vec8(repeating: 6))
+        let clamped = shifted.replacing(with: 0, where: shifted .< 0).replacing(with: 6, where: shifted .> 6)
         return clamped * (1 / 6)
     }
 

@@ -155,7 +155,9 @@ enum ScratchPool {
     static func withFloats<R>(_ count: Int, _ body: (UnsafeMutablePointer<Float>) -> R) -> R {
         // Best fit: the smallest idle block that is large enough. Freeing a too-small block to allocate a larger
         // one made interleaved small and large requests re-fault fresh pages on every call (measured: ~10% of
-        // a training step in the kernel's page clearing); idle blocks are kept instead, at most 16 of them.
+        // a training step in the kernel's page clearing); idle blocks are kept instead, at most 16 of them, and
+        // sizes are rounded up to a power of two so that the many sizes of a step (one packed weight matrix per
+        // layer, among others) share a few blocks rather than crowd the 16 out.
         let block = blocks.withLock { list -> ScratchBlock? in
             let fitting = list.indices.filter { list[$0].capacity >= count }
             guard let best = fitting.min(by: { list[$0].capacity < list[$1].capacity }) else {
@@ -166,7 +168,7 @@ enum ScratchPool {
             }
             return list.remove(at: best)
         }
-        let lent = block ?? allocate(max(count, 1024))
+        let lent = block ?? allocate(max(1 << (Int.bitWidth - (count - 1).leadingZeroBitCount), 1024))
         defer {
             blocks.withLock { list in
                 list.append(lent)

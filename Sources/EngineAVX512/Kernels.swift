@@ -109,14 +109,14 @@ struct Exit16 {
             for i in 0..<count {
                 let target = first + i * stride
                 let z = shift.addingProduct(loadPartial16(target, lanes), scale)
-                storePartial16(pointwiseMax(z, .zero), target, lanes)
+                storePartial16(z.replacing(with: 0, where: z .< 0), target, lanes)
             }
         case .hswish:
             for i in 0..<count {
                 let target = first + i * stride
                 let z = shift.addingProduct(loadPartial16(target, lanes), scale)
                 let shifted = z + 3
-                let clamped = pointwiseMin(pointwiseMax(shifted, .zero), Vec16(repeating: 6))
+                let clamped = shifted.replacing(with: 0, where: shifted .< 0).replacing(with: 6, where: shifted .> 6)
                 storePartial16(z * clamped * (1 / 6), target, lanes)
             }
         case .hsigmoid:
@@ -124,7 +124,7 @@ struct Exit16 {
                 let target = first + i * stride
                 let z = shift.addingProduct(loadPartial16(target, lanes), scale)
                 let shifted = z + 3
-                let clamped = pointwiseMin(pointwiseMax(shifted, .zero), Vec16(repeating: 6))
+                let clamped = shifted.replacing(with: 0, where: shifted .< 0).replacing(with: 6, where: shifted .> 6)
                 storePartial16(clamped * (1 / 6), target, lanes)
             }
         }
