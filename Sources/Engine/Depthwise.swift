@@ -495,16 +495,16 @@ public enum Depthwise {
                     }
                 }
                 let target = destinationY + x * destinationColumn
-                epilogue.store(A.self, a0, target)
-                epilogue.store(A.self, a1, target + destinationColumn)
-                epilogue.store(A.self, a2, target + 2 * destinationColumn)
-                epilogue.store(A.self, a3, target + 3 * destinationColumn)
+                epilogue.store(a0, target)
+                epilogue.store(a1, target + destinationColumn)
+                epilogue.store(a2, target + 2 * destinationColumn)
+                epilogue.store(a3, target + 3 * destinationColumn)
                 if pair {
                     let lowerTarget = target + destinationRow
-                    epilogue.store(A.self, b0, lowerTarget)
-                    epilogue.store(A.self, b1, lowerTarget + destinationColumn)
-                    epilogue.store(A.self, b2, lowerTarget + 2 * destinationColumn)
-                    epilogue.store(A.self, b3, lowerTarget + 3 * destinationColumn)
+                    epilogue.store(b0, lowerTarget)
+                    epilogue.store(b1, lowerTarget + destinationColumn)
+                    epilogue.store(b2, lowerTarget + 2 * destinationColumn)
+                    epilogue.store(b3, lowerTarget + 3 * destinationColumn)
                 }
                 x += 4
             }
@@ -520,11 +520,15 @@ public enum Depthwise {
                         lowerSum = lowerSum.addingProduct(lower[b], tapRow[b])
                     }
                 }
-                epilogue.store(A.self, upperSum, destinationY + x * destinationColumn)
+                epilogue.store(upperSum, destinationY + x * destinationColumn)
                 if pair {
-                    epilogue.store(A.self, lowerSum, destinationY + destinationRow + x * destinationColumn)
+                    epilogue.store(lowerSum, destinationY + destinationRow + x * destinationColumn)
                 }
                 x += 1
+            }
+            epilogue.finish(A.self, destinationY, count: outputWidth, stride: destinationColumn)
+            if pair {
+                epilogue.finish(A.self, destinationY + destinationRow, count: outputWidth, stride: destinationColumn)
             }
             y += pair ? 2 : 1
         }
@@ -658,8 +662,9 @@ public enum Depthwise {
     }
 }
 
-/// How a forward output vector leaves the depthwise kernel: bare, or through the BatchNorm affine and the
-/// activation; `lanes` of it are stored.
+/// How forward outputs leave the depthwise kernel: stored bare, then (when fused) turned in place into
+/// `activation(shift + sum * scale)` one output row at a time — a per-vector epilogue inside the register block was
+/// left as a call by the compiler. `lanes` channels of each vector are stored.
 struct DepthwiseEpilogue {
     let fused: Bool
     let scale: Vec8
@@ -667,7 +672,18 @@ struct DepthwiseEpilogue {
     let lanes: Int
 
     @inline(__always)
-    func store<A: ActivationFunction>(_: A.Type, _ sum: Vec8, _ target: UnsafeMutablePointer<Float>) {
-        storePartial(fused ? A.value(shift.addingProduct(sum, scale)) : sum, target, lanes)
+    func store(_ sum: Vec8, _ target: UnsafeMutablePointer<Float>) {
+        storePartial(sum, target, lanes)
+    }
+
+    /// Applies the affine and activation to `count` stored vectors at `first` + i · stride.
+    func finish<A: ActivationFunction>(_: A.Type, _ first: UnsafeMutablePointer<Float>, count: Int, stride: Int) {
+        guard fused else {
+            return
+        }
+        for i in 0..<count {
+            let target = first + i * stride
+            storePartial(A.value(shift.addingProduct(loadPartial(target, lanes), scale)), target, lanes)
+        }
     }
 }

@@ -81,16 +81,9 @@ public enum Pointwise {
                 activation, output)
             return
         }
-        switch (scale == nil, activation) {
-        case (true, _), (false, .none):
-            run(IdentityActivation.self, input, rows, weights, scale, shift, output)
-        case (false, .relu):
-            run(ReLUActivation.self, input, rows, weights, scale, shift, output)
-        case (false, .hswish):
-            run(HSwishActivation.self, input, rows, weights, scale, shift, output)
-        case (false, .hsigmoid):
-            run(HSigmoidActivation.self, input, rows, weights, scale, shift, output)
-        }
+        run(
+            input, rows, UnsafePointer(weights.panels.pointer), weights.inputs, weights.outputs, scale, shift,
+            activation, output)
     }
 
     /// y[rows × outputs] = x[rows × inputs] · Wᵀ with w[o, p] = weights[o * weightRowStride + p]: the bare product
@@ -113,7 +106,7 @@ public enum Pointwise {
             if InstructionSet.useAVX512 {
                 run512(input, rows, UnsafePointer(panels), inputs, outputs, nil, nil, .none, output)
             } else {
-                run(IdentityActivation.self, input, rows, UnsafePointer(panels), inputs, outputs, nil, nil, output)
+                run(input, rows, UnsafePointer(panels), inputs, outputs, nil, nil, .none, output)
             }
         }
     }
@@ -133,18 +126,10 @@ public enum Pointwise {
         }
     }
 
-    private static func run<A: ActivationFunction>(
-        _ activation: A.Type, _ input: UnsafePointer<Float>, _ rows: Int, _ weights: PackedPointwiseWeights,
-        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
-    ) {
-        run(
-            A.self, input, rows, UnsafePointer(weights.panels.pointer), weights.inputs, weights.outputs, scale, shift,
-            output)
-    }
-
-    private static func run<A: ActivationFunction>(
-        _ activation: A.Type, _ input: UnsafePointer<Float>, _ rows: Int, _ panels: UnsafePointer<Float>, _ k: Int,
-        _ n: Int, _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
+    private static func run(
+        _ input: UnsafePointer<Float>, _ rows: Int, _ panels: UnsafePointer<Float>, _ k: Int, _ n: Int,
+        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ activation: ActivationKind,
+        _ output: UnsafeMutablePointer<Float>
     ) {
         let width = PackedPointwiseWeights.panelWidth
         let panelCount = (n + width - 1) / width
@@ -169,15 +154,18 @@ public enum Pointwise {
                     let a = a + first * k
                     let c = c + first * n
                     if left >= 6 {
-                        block(A.self, Rows6.self, a, k, b, c, n, lanes, s, t)
+                        block(Rows6.self, a, k, b, c, n, lanes)
                         first += 6
                     } else if left >= 2 {
-                        block(A.self, Rows2.self, a, k, b, c, n, lanes, s, t)
+                        block(Rows2.self, a, k, b, c, n, lanes)
                         first += 2
                     } else {
-                        block(A.self, Rows1.self, a, k, b, c, n, lanes, s, t)
+                        block(Rows1.self, a, k, b, c, n, lanes)
                         first += 1
                     }
+                }
+                if let s, let t {
+                    finish(c, rows: count, stride: n, lanes: lanes, scale: s, shift: t, activation: activation)
                 }
             }
         }
@@ -186,10 +174,9 @@ public enum Pointwise {
     /// One register block: `R.value` (1...6, a constant after specialization) rows of x from `a` (row stride k) times one
     /// weight panel `b`, written to `c` (row stride n), `lanes` (1...16) columns.
     @inline(__always)
-    private static func block<A: ActivationFunction, R: RowCount>(
-        _ activation: A.Type, _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>,
-        _ c: UnsafeMutablePointer<Float>, _ n: Int, _ lanes: Int, _ scale: UnsafePointer<Float>?,
-        _ shift: UnsafePointer<Float>?
+    private static func block<R: RowCount>(
+        _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,
+        _ n: Int, _ lanes: Int
     ) {
         let r = R.value
         var s00 = Vec8(), s01 = Vec8(), s10 = Vec8(), s11 = Vec8(), s20 = Vec8(), s21 = Vec8()
@@ -228,51 +215,45 @@ public enum Pointwise {
         }
         let low = min(8, lanes)
         let high = lanes - low
-        let e = Epilogue(scale: scale, shift: shift, low: low, high: high)
-        e.store(A.self, s00, s01, c)
-        if r > 1 { e.store(A.self, s10, s11, c + n) }
-        if r > 2 { e.store(A.self, s20, s21, c + 2 * n) }
-        if r > 3 { e.store(A.self, s30, s31, c + 3 * n) }
-        if r > 4 { e.store(A.self, s40, s41, c + 4 * n) }
-        if r > 5 { e.store(A.self, s50, s51, c + 5 * n) }
+        @inline(__always)
+        func store(_ sum0: Vec8, _ sum1: Vec8, _ target: UnsafeMutablePointer<Float>) {
+            storePartial(sum0, target, low)
+            if high > 0 { storePartial(sum1, target + 8, high) }
+        }
+        store(s00, s01, c)
+        if r > 1 { store(s10, s11, c + n) }
+        if r > 2 { store(s20, s21, c + 2 * n) }
+        if r > 3 { store(s30, s31, c + 3 * n) }
+        if r > 4 { store(s40, s41, c + 4 * n) }
+        if r > 5 { store(s50, s51, c + 5 * n) }
     }
-}
 
-/// The way out of a register block: the BatchNorm affine and the activation (when there is a scale), then a store
-/// of `low` + `high` lanes.
-private struct Epilogue {
-    let fused: Bool
-    let low: Int
-    let high: Int
-    let scale0: Vec8
-    let scale1: Vec8
-    let shift0: Vec8
-    let shift1: Vec8
-
-    @inline(__always)
-    init(scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, low: Int, high: Int) {
-        self.low = low
-        self.high = high
-        if let scale, let shift {
-            fused = true
-            scale0 = loadPartial(scale, low)
-            shift0 = loadPartial(shift, low)
-            scale1 = high > 0 ? loadPartial(scale + 8, high) : Vec8()
-            shift1 = high > 0 ? loadPartial(shift + 8, high) : Vec8()
-        } else {
-            fused = false
-            (scale0, scale1, shift0, shift1) = (Vec8(), Vec8(), Vec8(), Vec8())
+    /// The way out of a written block of `rows` rows × `lanes` channels: z = shift + sum * scale, then the
+    /// activation, in place (the same operations as `BatchNorm.apply`). Once per block, not per vector inside the
+    /// register block: the compiler left such per-vector epilogues as calls.
+    private static func finish(
+        _ c: UnsafeMutablePointer<Float>, rows: Int, stride: Int, lanes: Int, scale: UnsafePointer<Float>,
+        shift: UnsafePointer<Float>, activation: ActivationKind
+    ) {
+        switch activation {
+        case .none: finish(IdentityActivation.self, c, rows, stride, lanes, scale, shift)
+        case .relu: finish(ReLUActivation.self, c, rows, stride, lanes, scale, shift)
+        case .hswish: finish(HSwishActivation.self, c, rows, stride, lanes, scale, shift)
+        case .hsigmoid: finish(HSigmoidActivation.self, c, rows, stride, lanes, scale, shift)
         }
     }
 
-    @inline(__always)
-    func store<A: ActivationFunction>(_: A.Type, _ sum0: Vec8, _ sum1: Vec8, _ target: UnsafeMutablePointer<Float>) {
-        if fused {
-            storePartial(A.value(shift0.addingProduct(sum0, scale0)), target, low)
-            if high > 0 { storePartial(A.value(shift1.addingProduct(sum1, scale1)), target + 8, high) }
-        } else {
-            storePartial(sum0, target, low)
-            if high > 0 { storePartial(sum1, target + 8, high) }
+    private static func finish<A: ActivationFunction>(
+        _: A.Type, _ c: UnsafeMutablePointer<Float>, _ rows: Int, _ stride: Int, _ lanes: Int,
+        _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>
+    ) {
+        for row in 0..<rows {
+            let target = c + row * stride
+            forEachGroup(lanes) { channel, count in
+                let z = loadPartial(shift + channel, count)
+                    .addingProduct(loadPartial(target + channel, count), loadPartial(scale + channel, count))
+                storePartial(A.value(z), target + channel, count)
+            }
         }
     }
 }
