@@ -9,3 +9,13 @@
 
 // The calling thread's id (glibc's gettid() is not visible to Swift): per-thread priorities need it.
 static inline pid_t supernet_thread_id(void) { return (pid_t)syscall(SYS_gettid); }
+
+// Moves the calling thread to SCHED_IDLE (it runs only when no normal thread wants the CPU); 0 on success.
+#include <sched.h>
+#ifndef SCHED_IDLE
+#define SCHED_IDLE 5
+#endif
+static inline int supernet_thread_idle_policy(void) {
+    struct sched_param parameter = {0};
+    return sched_setscheduler(0, SCHED_IDLE, &parameter);
+}

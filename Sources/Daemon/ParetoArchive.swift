@@ -147,11 +147,16 @@ final class ParetoArchives: Sendable {
         }
     }
 
-    /// Gives the calling thread the lowest scheduling priority (nice 19, per thread on Linux): archives and
-    /// their prepared statistics are background work and must not slow requests, nor other programs. Both
-    /// settings stay with the Dispatch thread that ran the block; nothing else in the daemon runs on Dispatch.
+    /// Gives the calling thread the lowest scheduling priority (SCHED_IDLE, and nice 19 should that be refused;
+    /// both per thread on Linux): archives and their prepared statistics are background work and must not slow
+    /// requests, nor other programs. At nice 19 alone, another daemon's largest-subnet stream fell to a quarter
+    /// of the socket limit while this work ran beside it (`supernet bench serve` in the acceptance check): a
+    /// nice-19 thread still holds its core until the scheduler's wake-up granularity runs out, an idle-policy
+    /// thread gives it up at once. The settings stay with the Dispatch thread that ran the block; nothing else
+    /// in the daemon runs on Dispatch.
     private static func yieldToEverythingElse() {
         _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), id_t(supernet_thread_id()), 19)
+        _ = supernet_thread_idle_policy()
         // The engine's workers run at normal priority: keep this thread's kernels off them.
         Parallel.runOnCallerOnly()
     }

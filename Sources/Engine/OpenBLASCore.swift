@@ -43,7 +43,14 @@ public enum OpenBLASCore {
         guard changed else {
             return
         }
-        execv("/proc/self/exe", CommandLine.unsafeArgv)
+        // The executable's own path, not /proc/self/exe: the process is named after the file it executes, and
+        // ps, top and the journal should go on saying supernetd, not exe.
+        var path = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let length = readlink("/proc/self/exe", &path, Int(PATH_MAX))
+        guard length > 0 else {
+            return
+        }
+        execv(path, CommandLine.unsafeArgv)
         // Still here: exec failed; run on with the kernels already loaded.
     }
 
