@@ -29,6 +29,39 @@ final class CalibrationTests: XCTestCase {
         XCTAssertNotEqual(before.tensor("stem.bn.running_mean")?.values, results[0][3].values)
     }
 
+    /// A recalibrated subnet and its logits are the same bits on the AVX2 and the AVX-512 kernels, so a daemon and
+    /// `supernet extract` on different processors agree byte for byte.
+    func testRecalibrationAndInferenceAreTheSameBitsOnBothInstructionSets() throws {
+        try XCTSkipUnless(InstructionSet.avx512Available, "this processor has no AVX-512")
+        let space = SearchSpace.fmnistMBV3
+        let supernet = perturbedSupernet(space, seed: 51)
+        let pixels = randomPixels(60, space: space, seed: 52)
+        let images = gaussianBuffer(6 * space.imageSize * space.imageSize, seed: 53)
+        var random = SeededRandom(seed: 54)
+        let saved = InstructionSet.useAVX512
+        defer { InstructionSet.useAVX512 = saved }
+        for arch in [space.largest, space.smallest, space.sample(&random), space.sample(&random)] {
+            var results: [(tensors: [[Float]], logits: [Float])] = []
+            for avx512 in [false, true] {
+                InstructionSet.useAVX512 = avx512
+                let subnet = try supernet.extract(arch).recalibrated(
+                    images: pixels, count: 60, normalization: .fashionMNIST, batchSize: 20)
+                let network = try SubnetNetwork(subnet)
+                let workspace = InferenceWorkspace()
+                let logits = withExtendedLifetime(workspace) {
+                    Array(
+                        UnsafeBufferPointer(
+                            start: network.forward(images.pointer, batch: 6, workspace: workspace),
+                            count: 6 * space.classes))
+                }
+                results.append((subnet.tensors.map(\.values), logits))
+            }
+            XCTAssertEqual(results[0].tensors, results[1].tensors, "recalibrated tensors of \(arch)")
+            XCTAssertEqual(
+                results[0].logits.map(\.bitPattern), results[1].logits.map(\.bitPattern), "logits of \(arch)")
+        }
+    }
+
     func testRecalibratedStemStatisticsAreThoseOfTheCalibrationImages() throws {
         let space = tinySpace
         let supernet = perturbedSupernet(space, seed: 41)
