@@ -4,7 +4,9 @@ public enum Pointwise512 {
     /// Rows per register block.
     public static let blockRows = 12
 
-    /// Runs tasks `tasks` of a product: task t is rows (t / panels) · 12 ..< +12 times panel t % panels.
+    /// Runs tasks `tasks` of a product. The rows are cut into G = ⌈rows / 12⌉ groups as even as can be (sizes
+    /// differ by one at most, so a 16-pixel layer runs as 8 + 8 rather than 12 + 4, whose 4-row block had too few
+    /// accumulators to keep both FMA units busy); task t is group t / panels times panel t % panels.
     /// y = f(x · Wᵀ * scale + shift), or the bare product when `scale` is nil.
     public static func run(
         input: UnsafePointer<Float>, rows: Int, inputs k: Int, outputs n: Int, panels: UnsafePointer<Float>,
@@ -20,8 +22,11 @@ public enum Pointwise512 {
         _ output: UnsafeMutablePointer<Float>, _ tasks: Range<Int>
     ) {
         let panelCount = (n + 15) / 16
+        let groups = (rows + blockRows - 1) / blockRows
         for task in tasks {
-            let row = task / panelCount * blockRows
+            let group = task / panelCount
+            let row = group * rows / groups
+            let count = (group + 1) * rows / groups - row
             let column = task % panelCount * 16
             let a = input + row * k
             let b = panels + column * k
@@ -29,23 +34,20 @@ public enum Pointwise512 {
             let exit = Exit16(
                 scale: scale.map { $0 + column }, shift: shift.map { $0 + column }, activation: activation,
                 lanes: min(16, n - column))
-            var first = 0
-            let count = min(blockRows, rows - row)
-            // Whole blocks of 12, then of 4, then single rows (each a specialization with its row count constant).
-            while first < count {
-                let left = count - first
-                let a = a + first * k
-                let c = c + first * n
-                if left >= 12 {
-                    block(Rows12.self, a, k, b, c, n, exit)
-                    first += 12
-                } else if left >= 4 {
-                    block(Rows4.self, a, k, b, c, n, exit)
-                    first += 4
-                } else {
-                    block(Rows1.self, a, k, b, c, n, exit)
-                    first += 1
-                }
+            // Each row count its own specialization, the count a constant in it.
+            switch count {
+            case 12: block(Rows12.self, a, k, b, c, n, exit)
+            case 11: block(Rows11.self, a, k, b, c, n, exit)
+            case 10: block(Rows10.self, a, k, b, c, n, exit)
+            case 9: block(Rows9.self, a, k, b, c, n, exit)
+            case 8: block(Rows8.self, a, k, b, c, n, exit)
+            case 7: block(Rows7.self, a, k, b, c, n, exit)
+            case 6: block(Rows6.self, a, k, b, c, n, exit)
+            case 5: block(Rows5.self, a, k, b, c, n, exit)
+            case 4: block(Rows4.self, a, k, b, c, n, exit)
+            case 3: block(Rows3.self, a, k, b, c, n, exit)
+            case 2: block(Rows2.self, a, k, b, c, n, exit)
+            default: block(Rows1.self, a, k, b, c, n, exit)
             }
         }
     }
@@ -98,7 +100,14 @@ public protocol RowCount {
 }
 
 public enum Rows12: RowCount { public static var value: Int { 12 } }
+public enum Rows11: RowCount { public static var value: Int { 11 } }
+public enum Rows10: RowCount { public static var value: Int { 10 } }
+public enum Rows9: RowCount { public static var value: Int { 9 } }
+public enum Rows8: RowCount { public static var value: Int { 8 } }
+public enum Rows7: RowCount { public static var value: Int { 7 } }
 public enum Rows6: RowCount { public static var value: Int { 6 } }
+public enum Rows5: RowCount { public static var value: Int { 5 } }
 public enum Rows4: RowCount { public static var value: Int { 4 } }
+public enum Rows3: RowCount { public static var value: Int { 3 } }
 public enum Rows2: RowCount { public static var value: Int { 2 } }
 public enum Rows1: RowCount { public static var value: Int { 1 } }
