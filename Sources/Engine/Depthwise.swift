@@ -60,7 +60,7 @@ public enum Depthwise {
             Parallel.forRanges(batch * blocks, cost: cost, minimumCost: minimumParallelCost) { range in
                 ScratchPool.withVectors((bytes + 31) / 32) { scratch in
                     Depthwise512.forward(
-                        input: input, batch: batch, height: height, width: width, channels: channels,
+                        input: input, height: height, width: width, channels: channels,
                         weights: weights, kernel: kernel, stride: stride, scale: scale, shift: shift,
                         activation: Activation16(activation), output: output, tasks: range,
                         scratch: UnsafeMutableRawPointer(scratch))
@@ -93,7 +93,6 @@ public enum Depthwise {
         _ channels: Int, _ weights: UnsafePointer<Float>, _ kernel: Int, _ stride: Int,
         _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>
     ) {
-        precondition(kernel % 2 == 1 && stride >= 1, "depthwise needs an odd kernel and a positive stride")
         let pad = kernel / 2
         let outputHeight = outputSize(height, kernel: kernel, stride: stride)
         let outputWidth = outputSize(width, kernel: kernel, stride: stride)

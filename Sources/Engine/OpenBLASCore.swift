@@ -11,8 +11,9 @@ import Glibc
 /// when the variable is unset: measured with `supernet bench engine --threads 1 --only largest_infer_b1`, 346
 /// images/s with them against 507 with the Haswell (AVX2) kernels. The engine's own kernels need AVX2 anyway.
 public enum OpenBLASCore {
-    /// The variable OpenBLAS reads.
-    static let variable = "OPENBLAS_CORETYPE"
+    /// The variables OpenBLAS reads while it loads: its kernel set and its thread count.
+    static let coreTypeVariable = "OPENBLAS_CORETYPE"
+    static let threadsVariable = "OPENBLAS_NUM_THREADS"
 
     /// The kernel set OpenBLAS loaded (e.g. "Haswell", "Prescott").
     public static var name: String {
@@ -32,12 +33,12 @@ public enum OpenBLASCore {
     /// the samples of a batch-1 inference profile), taking time from the engine's second thread.
     public static func ensureHaswellKernels() {
         var changed = false
-        if getenv(variable) == nil, processorHasAVX2 {
-            setenv(variable, "Haswell", 1)
+        if getenv(coreTypeVariable) == nil, processorHasAVX2 {
+            setenv(coreTypeVariable, "Haswell", 1)
             changed = true
         }
-        if getenv("OPENBLAS_NUM_THREADS") == nil {
-            setenv("OPENBLAS_NUM_THREADS", "1", 1)
+        if getenv(threadsVariable) == nil {
+            setenv(threadsVariable, "1", 1)
             changed = true
         }
         guard changed else {

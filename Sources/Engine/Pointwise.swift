@@ -43,10 +43,10 @@ public final class PackedPointwiseWeights: @unchecked Sendable {
         }
     }
 
-    /// Packs an OI (or OIHW with 1×1 kernels) buffer.
-    public convenience init(_ weights: FloatBuffer, outputs: Int, inputs: Int) {
+    /// Packs an OI (or OIHW with 1×1 kernels) array.
+    public convenience init(_ weights: [Float], outputs: Int, inputs: Int) {
         precondition(weights.count == outputs * inputs, "pointwise weights must be outputs × inputs")
-        self.init(UnsafePointer(weights.pointer), outputs: outputs, inputs: inputs)
+        self.init(weights.withUnsafeBufferPointer { $0.baseAddress! }, outputs: outputs, inputs: inputs)
     }
 }
 
@@ -75,13 +75,7 @@ public enum Pointwise {
         output: UnsafeMutablePointer<Float>
     ) {
         precondition((scale == nil) == (shift == nil), "scale and shift come together")
-        if InstructionSet.useAVX512 {
-            run512(
-                input, rows, UnsafePointer(weights.panels.pointer), weights.inputs, weights.outputs, scale, shift,
-                activation, output)
-            return
-        }
-        run(
+        multiply(
             input, rows, UnsafePointer(weights.panels.pointer), weights.inputs, weights.outputs, scale, shift,
             activation, output)
     }
@@ -103,11 +97,20 @@ public enum Pointwise {
         ScratchPool.withFloats(PackedPointwiseWeights.packedCount(outputs: outputs, inputs: inputs)) { panels in
             PackedPointwiseWeights.pack(
                 weights, rowStride: weightRowStride, outputs: outputs, inputs: inputs, into: panels)
-            if InstructionSet.useAVX512 {
-                run512(input, rows, UnsafePointer(panels), inputs, outputs, nil, nil, .none, output)
-            } else {
-                run(input, rows, UnsafePointer(panels), inputs, outputs, nil, nil, .none, output)
-            }
+            multiply(input, rows, UnsafePointer(panels), inputs, outputs, nil, nil, .none, output)
+        }
+    }
+
+    /// Runs the product on the AVX-512 kernel where it is in use, else on the AVX2 one.
+    private static func multiply(
+        _ input: UnsafePointer<Float>, _ rows: Int, _ panels: UnsafePointer<Float>, _ k: Int, _ n: Int,
+        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ activation: ActivationKind,
+        _ output: UnsafeMutablePointer<Float>
+    ) {
+        if InstructionSet.useAVX512 {
+            run512(input, rows, panels, k, n, scale, shift, activation, output)
+        } else {
+            run(input, rows, panels, k, n, scale, shift, activation, output)
         }
     }
 
@@ -171,8 +174,8 @@ public enum Pointwise {
         }
     }
 
-    /// One register block: `R.value` (1...6, a constant after specialization) rows of x from `a` (row stride k) times one
-    /// weight panel `b`, written to `c` (row stride n), `lanes` (1...16) columns.
+    /// One register block: `R.value` (1...6, a constant after specialization) rows of x from `a` (row stride k)
+    /// times one weight panel `b`, written bare to `c` (row stride n), `lanes` (1...16) columns.
     @inline(__always)
     private static func block<R: RowCount>(
         _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>, _ c: UnsafeMutablePointer<Float>,

@@ -12,21 +12,10 @@ public enum Depthwise512 {
     /// y = f(depthwise(x) * scale + shift), or the bare correlation when `scale` is nil. `scratch` holds
     /// `scratchBytes` bytes, 64-byte aligned.
     public static func forward(
-        input: UnsafePointer<Float>, batch: Int, height: Int, width: Int, channels: Int,
-        weights: UnsafePointer<Float>, kernel: Int, stride: Int, scale: UnsafePointer<Float>?,
-        shift: UnsafePointer<Float>?, activation: Activation16, output: UnsafeMutablePointer<Float>,
-        tasks: Range<Int>, scratch: UnsafeMutableRawPointer
-    ) {
-        forward(
-            input, height, width, channels, weights, kernel, stride, scale, shift, activation, output, tasks, scratch)
-    }
-
-    private static func forward(
-        _ input: UnsafePointer<Float>, _ height: Int, _ width: Int, _ channels: Int,
-        _ weights: UnsafePointer<Float>, _ kernel: Int, _ stride: Int, _ scale: UnsafePointer<Float>?,
-        _ shift: UnsafePointer<Float>?, _ activation: Activation16, _ output: UnsafeMutablePointer<Float>,
-        _ tasks: Range<Int>,
-        _ scratch: UnsafeMutableRawPointer
+        input: UnsafePointer<Float>, height: Int, width: Int, channels: Int, weights: UnsafePointer<Float>,
+        kernel: Int, stride: Int, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
+        activation: Activation16, output: UnsafeMutablePointer<Float>, tasks: Range<Int>,
+        scratch: UnsafeMutableRawPointer
     ) {
         let pad = kernel / 2
         let outputHeight = (height + 2 * pad - kernel) / stride + 1

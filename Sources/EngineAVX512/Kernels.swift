@@ -2,10 +2,11 @@
 /// depthwise forward correlation, on 16-float vectors.
 ///
 /// This module alone is compiled for AVX-512 (see Package.swift); `Engine` calls into it only after checking that
-/// the processor has AVX-512F, and keeps its AVX2 kernels for the others. Each output is computed with the same
-/// operations in the same order as the AVX2 kernels (one fused multiply-add chain, then `shift + sum * scale`, then
-/// the activation), so results are bitwise equal on either path. Measured on an AVX-512 Xeon: one core runs 175
-/// GFLOP/s of 512-bit fused multiply-adds against 94 with 256-bit ones (a 12-accumulator loop).
+/// the processor has AVX-512 F, CD, BW, DQ and VL, and keeps its AVX2 kernels for the others. Each output is
+/// computed with the same operations in the same order as the AVX2 kernels (one fused multiply-add chain, then
+/// `shift + sum * scale`, then the activation), so results are bitwise equal on either path. Measured on an AVX-512
+/// Xeon: one core runs 175 GFLOP/s of 512-bit fused multiply-adds against 94 with 256-bit ones (a 12-accumulator
+/// loop).
 
 public typealias Vec16 = SIMD16<Float>
 
@@ -60,9 +61,8 @@ func storePartial16(_ value: Vec16, _ pointer: UnsafeMutablePointer<Float>, _ la
     }
 }
 
-/// How an output vector leaves a kernel: bare, or `f(shift + sum * scale)` with f the activation (the same
-/// operations as `Engine`'s activations); `lanes` of it are stored. The activation is a run-time switch per vector
-/// (always the same way: predicted): a generic activation parameter was left an out-of-line call per vector.
+/// How output vectors leave a kernel: stored bare, then, when fused, turned in place into `f(shift + sum * scale)`
+/// with f the activation (the same operations as `Engine`'s activations) by `finish`; `lanes` of each are stored.
 struct Exit16 {
     let fused: Bool
     let activation: Activation16

@@ -13,14 +13,6 @@ public enum Pointwise512 {
         scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?, activation: Activation16,
         output: UnsafeMutablePointer<Float>, tasks: Range<Int>
     ) {
-        run(input, rows, k, n, panels, scale, shift, activation, output, tasks)
-    }
-
-    private static func run(
-        _ input: UnsafePointer<Float>, _ rows: Int, _ k: Int, _ n: Int, _ panels: UnsafePointer<Float>,
-        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ activation: Activation16,
-        _ output: UnsafeMutablePointer<Float>, _ tasks: Range<Int>
-    ) {
         let panelCount = (n + 15) / 16
         let groups = (rows + blockRows - 1) / blockRows
         for task in tasks {
@@ -52,8 +44,8 @@ public enum Pointwise512 {
         }
     }
 
-    /// `R.value` rows (a constant after specialization) of x from `a` (row stride k) times the panel `b`, out to `c` (row
-    /// stride n). Each output: one fused multiply-add chain over p in order.
+    /// `R.value` rows (a constant after specialization) of x from `a` (row stride k) times the panel `b`, out to `c`
+    /// (row stride n). Each output: one fused multiply-add chain over p in order.
     @inline(__always)
     private static func block<R: RowCount>(
         _: R.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>,

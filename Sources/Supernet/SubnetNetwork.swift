@@ -45,15 +45,18 @@ struct StaticConvolution {
     let kernel: Int
     let stride: Int
     let activation: ActivationKind
-    /// OIHW for stem and pointwise; taps-major [k² × C] for depthwise.
-    let weights: FloatBuffer
+    /// A depthwise layer's taps, taps-major [k² × C]; a stem's or pointwise layer's [outputs × inputs·k²] matrix
+    /// packed for `Pointwise.forward`.
+    enum Weights {
+        case taps(FloatBuffer)
+        case packed(PackedPointwiseWeights)
+    }
+    let weights: Weights
     let normName: String
     let gamma: [Float]
     let beta: [Float]
     let scale: FloatBuffer
     let shift: FloatBuffer
-    /// Stem and pointwise weights as a [outputs × inputs·k²] matrix packed for `Pointwise.forward` (nil for depthwise).
-    let packed: PackedPointwiseWeights?
 
     init(
         kind: Kind, name: String, inputs: Int, outputs: Int, kernel: Int, stride: Int, activation: ActivationKind,
@@ -74,13 +77,10 @@ struct StaticConvolution {
                     $0.baseAddress!, rows: outputs, columns: kernel * kernel,
                     destination: taps.pointer)
             }
-            weights = taps
+            weights = .taps(taps)
         } else {
-            weights = FloatBuffer(raw)
+            weights = .packed(PackedPointwiseWeights(raw, outputs: outputs, inputs: inputs * kernel * kernel))
         }
-        packed =
-            kind == .depthwise
-            ? nil : PackedPointwiseWeights(weights, outputs: outputs, inputs: inputs * kernel * kernel)
         normName = "\(name).bn"
         gamma = try tensors.values("\(name).bn.weight", shape: [outputs])
         beta = try tensors.values("\(name).bn.bias", shape: [outputs])
@@ -111,11 +111,11 @@ struct StaticSqueezeExcite {
         self.channels = channels
         self.hidden = hidden
         reduce = PackedPointwiseWeights(
-            FloatBuffer(try tensors.values("\(name).reduce.weight", shape: [hidden, channels, 1, 1])),
+            try tensors.values("\(name).reduce.weight", shape: [hidden, channels, 1, 1]),
             outputs: hidden, inputs: channels)
         reduceBias = FloatBuffer(try tensors.values("\(name).reduce.bias", shape: [hidden]))
         expand = PackedPointwiseWeights(
-            FloatBuffer(try tensors.values("\(name).expand.weight", shape: [channels, hidden, 1, 1])),
+            try tensors.values("\(name).expand.weight", shape: [channels, hidden, 1, 1]),
             outputs: channels, inputs: hidden)
         expandBias = FloatBuffer(try tensors.values("\(name).expand.bias", shape: [channels]))
         ones = FloatBuffer([Float](repeating: 1, count: max(channels, hidden)))
@@ -232,7 +232,7 @@ public final class SubnetNetwork: @unchecked Sendable {
             outputs: space.headChannels, kernel: 1, stride: 1, activation: .hswish,
             tensors: tensors)
         classifier = PackedPointwiseWeights(
-            FloatBuffer(try tensors.values("classifier.weight", shape: [space.classes, space.headChannels])),
+            try tensors.values("classifier.weight", shape: [space.classes, space.headChannels]),
             outputs: space.classes, inputs: space.headChannels)
         classifierBias = FloatBuffer(try tensors.values("classifier.bias", shape: [space.classes]))
         classifierOnes = FloatBuffer([Float](repeating: 1, count: space.classes))
@@ -395,8 +395,13 @@ public final class SubnetNetwork: @unchecked Sendable {
         let outH = SearchSpace.outputSide(height, stride: layer.stride)
         let outW = SearchSpace.outputSide(width, stride: layer.stride)
         let rows = batch * outH * outW
-        switch layer.kind {
-        case .stem, .pointwise:
+        // BatchNorm and activation ride along unless calibrating (which needs the bare output's statistics); both
+        // ways give the same bits (see `Pointwise` and `Depthwise.forward`).
+        let fused = calibration == nil
+        let scale = fused ? layer.scale.pointer : nil
+        let shift = fused ? layer.shift.pointer : nil
+        switch layer.weights {
+        case .packed(let weights):
             var columns = x
             if layer.kind == .stem {
                 DenseConv.imageToColumns(
@@ -404,37 +409,23 @@ public final class SubnetNetwork: @unchecked Sendable {
                     stride: layer.stride, padding: layer.kernel / 2, columns: scratch!)
                 columns = UnsafePointer(scratch!)
             }
-            // BatchNorm and activation ride along unless calibrating (which needs the bare product's statistics);
-            // both ways give the same bits (see `Pointwise`).
-            let fused = calibration == nil
             Pointwise.forward(
-                input: columns, rows: rows, weights: layer.packed!, scale: fused ? layer.scale.pointer : nil,
-                shift: fused ? layer.shift.pointer : nil, activation: layer.activation, output: output)
-            if fused {
-                return
-            }
-        case .depthwise:
-            let fused = calibration == nil
+                input: columns, rows: rows, weights: weights, scale: scale, shift: shift,
+                activation: layer.activation, output: output)
+        case .taps(let taps):
             Depthwise.forward(
                 input: x, batch: batch, height: height, width: width, channels: layer.inputs,
-                weights: layer.weights.pointer, kernel: layer.kernel, stride: layer.stride,
-                scale: fused ? layer.scale.pointer : nil, shift: fused ? layer.shift.pointer : nil,
+                weights: taps.pointer, kernel: layer.kernel, stride: layer.stride, scale: scale, shift: shift,
                 activation: layer.activation, output: output)
-            if fused {
-                return
-            }
+        }
+        guard let calibration else {
+            return
         }
 
-        var scale = UnsafePointer(layer.scale.pointer)
-        var shift = UnsafePointer(layer.shift.pointer)
-        if let calibration {
-            calibration.record(layer, output: output, rows: rows)
-            scale = UnsafePointer(calibration.mean.pointer)
-            shift = UnsafePointer(calibration.variance.pointer)
-        }
+        calibration.record(layer, output: output, rows: rows)
         BatchNorm.apply(
-            input: output, rows: rows, channels: layer.outputs, scale: scale, shift: shift,
-            activation: layer.activation, preActivation: nil, output: output)
+            input: output, rows: rows, channels: layer.outputs, scale: calibration.mean.pointer,
+            shift: calibration.variance.pointer, activation: layer.activation, preActivation: nil, output: output)
     }
 
     private func gate(

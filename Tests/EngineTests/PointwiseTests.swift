@@ -13,6 +13,30 @@ final class PointwiseTests: XCTestCase {
 
     static let activations: [ActivationKind] = [.none, .relu, .hswish, .hsigmoid]
 
+    /// Activations, weights, BatchNorm scale and shift for pointwise case `index`.
+    static func pointwiseInputs(_ index: Int, rows: Int, inputs: Int, outputs: Int) -> (Buffer, Buffer, Buffer, Buffer)
+    {
+        (
+            Buffer(random: rows * inputs, seed: UInt64(index)),
+            Buffer(random: outputs * inputs, seed: UInt64(50 + index)),
+            Buffer(random: outputs, seed: UInt64(90 + index), low: 0.2, high: 3),
+            Buffer(random: outputs, seed: UInt64(95 + index), low: -4, high: 4)
+        )
+    }
+
+    /// Activations, taps, BatchNorm scale and shift for `DepthwiseTests.shapes[index]`.
+    static func depthwiseInputs(
+        _ index: Int, _ shape: (Int, Int, Int, Int, Int, Int)
+    ) -> (Buffer, Buffer, Buffer, Buffer) {
+        let (batch, height, width, channels, kernel, _) = shape
+        return (
+            Buffer(random: batch * height * width * channels, seed: UInt64(index)),
+            Buffer(random: kernel * kernel * channels, seed: UInt64(100 + index)),
+            Buffer(random: channels, seed: UInt64(300 + index), low: 0.2, high: 3),
+            Buffer(random: channels, seed: UInt64(400 + index), low: -4, high: 4)
+        )
+    }
+
     func testBareProductMatchesNaiveSum() {
         for (index, (rows, inputs, outputs)) in Self.shapes.enumerated() {
             let x = Buffer(random: rows * inputs, seed: UInt64(index))
@@ -38,10 +62,7 @@ final class PointwiseTests: XCTestCase {
 
     func testFusedPointwiseEqualsBareThenBatchNorm() {
         for (index, (rows, inputs, outputs)) in Self.shapes.enumerated() {
-            let x = Buffer(random: rows * inputs, seed: UInt64(index))
-            let w = Buffer(random: outputs * inputs, seed: UInt64(50 + index))
-            let scale = Buffer(random: outputs, seed: UInt64(90 + index), low: 0.2, high: 3)
-            let shift = Buffer(random: outputs, seed: UInt64(95 + index), low: -4, high: 4)
+            let (x, w, scale, shift) = Self.pointwiseInputs(index, rows: rows, inputs: inputs, outputs: outputs)
             let packed = PackedPointwiseWeights(w.constant, outputs: outputs, inputs: inputs)
             for activation in Self.activations {
                 let fused = Buffer(rows * outputs, value: .nan)
@@ -68,10 +89,7 @@ final class PointwiseTests: XCTestCase {
             let outHeight = (height - 1) / stride + 1
             let outWidth = (width - 1) / stride + 1
             let rows = batch * outHeight * outWidth
-            let x = Buffer(random: batch * height * width * channels, seed: UInt64(index))
-            let w = Buffer(random: kernel * kernel * channels, seed: UInt64(100 + index))
-            let scale = Buffer(random: channels, seed: UInt64(300 + index), low: 0.2, high: 3)
-            let shift = Buffer(random: channels, seed: UInt64(400 + index), low: -4, high: 4)
+            let (x, w, scale, shift) = Self.depthwiseInputs(index, shape)
             for activation in Self.activations {
                 let fused = Buffer(rows * channels, value: .nan)
                 Depthwise.forward(
@@ -127,10 +145,7 @@ final class PointwiseTests: XCTestCase {
     func testAVX2AndAVX512KernelsGiveTheSameBits() throws {
         try XCTSkipUnless(InstructionSet.avx512Available, "this processor has no AVX-512")
         for (index, (rows, inputs, outputs)) in Self.shapes.enumerated() {
-            let x = Buffer(random: rows * inputs, seed: UInt64(index))
-            let w = Buffer(random: outputs * inputs, seed: UInt64(50 + index))
-            let scale = Buffer(random: outputs, seed: UInt64(90 + index), low: 0.2, high: 3)
-            let shift = Buffer(random: outputs, seed: UInt64(95 + index), low: -4, high: 4)
+            let (x, w, scale, shift) = Self.pointwiseInputs(index, rows: rows, inputs: inputs, outputs: outputs)
             let packed = PackedPointwiseWeights(w.constant, outputs: outputs, inputs: inputs)
             for activation in Self.activations {
                 let results = onEachInstructionSet {
@@ -150,10 +165,7 @@ final class PointwiseTests: XCTestCase {
         for (index, shape) in DepthwiseTests.shapes.enumerated() {
             let (batch, height, width, channels, kernel, stride) = shape
             let rows = batch * ((height - 1) / stride + 1) * ((width - 1) / stride + 1)
-            let x = Buffer(random: batch * height * width * channels, seed: UInt64(index))
-            let w = Buffer(random: kernel * kernel * channels, seed: UInt64(100 + index))
-            let scale = Buffer(random: channels, seed: UInt64(300 + index), low: 0.2, high: 3)
-            let shift = Buffer(random: channels, seed: UInt64(400 + index), low: -4, high: 4)
+            let (x, w, scale, shift) = Self.depthwiseInputs(index, shape)
             for activation in Self.activations {
                 let results = onEachInstructionSet {
                     let y = Buffer(rows * channels, value: .nan)
