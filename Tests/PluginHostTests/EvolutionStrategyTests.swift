@@ -118,9 +118,12 @@ final class EvolutionStrategyTests: XCTestCase {
             })
         let elapsed = clock.now - start
 
-        XCTAssertTrue(result.stoppedByHost)
+        // The plugin reads the host's clock before each batch, so it may see the deadline before the host's
+        // stop answer does; either way the search ends soon after 100 ms with what it has.
+        XCTAssertTrue(result.stoppedByHost || result.stats.wallMilliseconds >= 100)
         XCTAssertNotNil(result.best)
         XCTAssertLessThan(result.stats.generations, 500)
+        XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(100))
         XCTAssertLessThan(elapsed, .seconds(1))
     }
 
