@@ -137,6 +137,23 @@ public enum DenseConv {
                 let n = task / outputHeight
                 let oy = task % outputHeight
                 let source = image + n * height * width * channels
+                if channels == 1 {
+                    // The stem's case (grey images): one value per tap, rows of the image copied as they are.
+                    let rows = columns + (n * outputHeight + oy) * outputWidth * depth
+                    for i in 0..<kernel {
+                        let y = oy * stride + i - padding
+                        let line = source + y * width
+                        let inside = y >= 0 && y < height
+                        for ox in 0..<outputWidth {
+                            let column = rows + ox * depth + i * kernel
+                            for j in 0..<kernel {
+                                let x = ox * stride + j - padding
+                                column[j] = inside && x >= 0 && x < width ? line[x] : 0
+                            }
+                        }
+                    }
+                    continue
+                }
                 for ox in 0..<outputWidth {
                     let row = columns + ((n * outputHeight + oy) * outputWidth + ox) * depth
                     for i in 0..<kernel {

@@ -114,15 +114,15 @@ public enum Pointwise {
         }
     }
 
-    /// The AVX-512 path: register blocks of 12 rows × 16 channels (`Pointwise512`), split as `run` splits.
+    /// The AVX-512 path: register blocks of up to 12 rows × 16 channels, or few rows × several panels
+    /// (`Pointwise512`).
     private static func run512(
         _ input: UnsafePointer<Float>, _ rows: Int, _ panels: UnsafePointer<Float>, _ k: Int, _ n: Int,
         _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ activation: ActivationKind,
         _ output: UnsafeMutablePointer<Float>
     ) {
-        let panelCount = (n + PackedPointwiseWeights.panelWidth - 1) / PackedPointwiseWeights.panelWidth
-        let blocks = (rows + Pointwise512.blockRows - 1) / Pointwise512.blockRows
-        Parallel.forRanges(blocks * panelCount, cost: rows * n * k, minimumCost: minimumParallelCost) { range in
+        let tasks = Pointwise512.taskCount(rows: rows, outputs: n)
+        Parallel.forRanges(tasks, cost: rows * n * k, minimumCost: minimumParallelCost) { range in
             Pointwise512.run(
                 input: input, rows: rows, inputs: k, outputs: n, panels: panels, scale: scale, shift: shift,
                 activation: Activation16(activation), output: output, tasks: range)

@@ -63,75 +63,90 @@ public enum Depthwise512 {
         }
     }
 
+    /// All outputs of one 16-channel plane, in tiles of 2 rows × 4 columns; the plane's last row and last columns
+    /// run as smaller tiles of their own (a 7-wide plane is 4 + 3 columns, not 4 + three single columns whose two
+    /// accumulators left the multiply-add units idle).
     @inline(__always)
     private static func correlate(
         _ source: UnsafePointer<Vec16>, _ sourceRow: Int, _ step: Int, _ taps: UnsafePointer<Vec16>,
         _ tapRows: Int, _ tapColumns: Int, _ outputHeight: Int, _ outputWidth: Int,
         _ destination: UnsafeMutablePointer<Float>, _ destinationRow: Int, _ destinationColumn: Int, _ exit: Exit16
     ) {
-        var y = 0
-        while y < outputHeight {
-            let pair = y + 2 <= outputHeight
+        @inline(__always)
+        func tiles<R: RowCount>(_ rows: R.Type, _ y: Int) {
             let top = source + y * step * sourceRow
-            let bottom = pair ? top + step * sourceRow : top
             let destinationY = destination + y * destinationRow
+            @inline(__always)
+            func tile<C: RowCount>(_ columns: C.Type, _ x: Int) {
+                Self.tile(
+                    R.self, C.self, top + x * step, sourceRow, step, taps, tapRows, tapColumns,
+                    destinationY + x * destinationColumn, destinationRow, destinationColumn, exit)
+            }
             var x = 0
             while x + 4 <= outputWidth {
-                var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
-                var b0 = Vec16(), b1 = Vec16(), b2 = Vec16(), b3 = Vec16()
-                for a in 0..<tapRows {
-                    let upper = top + a * sourceRow + x * step
-                    let lower = bottom + a * sourceRow + x * step
-                    let tapRow = taps + a * tapColumns
-                    for b in 0..<tapColumns {
-                        let tap = tapRow[b]
-                        a0 = a0.addingProduct(upper[b], tap)
-                        a1 = a1.addingProduct(upper[b + step], tap)
-                        a2 = a2.addingProduct(upper[b + 2 * step], tap)
-                        a3 = a3.addingProduct(upper[b + 3 * step], tap)
-                        b0 = b0.addingProduct(lower[b], tap)
-                        b1 = b1.addingProduct(lower[b + step], tap)
-                        b2 = b2.addingProduct(lower[b + 2 * step], tap)
-                        b3 = b3.addingProduct(lower[b + 3 * step], tap)
-                    }
-                }
-                let target = destinationY + x * destinationColumn
-                exit.store(a0, target)
-                exit.store(a1, target + destinationColumn)
-                exit.store(a2, target + 2 * destinationColumn)
-                exit.store(a3, target + 3 * destinationColumn)
-                if pair {
-                    let lowerTarget = target + destinationRow
-                    exit.store(b0, lowerTarget)
-                    exit.store(b1, lowerTarget + destinationColumn)
-                    exit.store(b2, lowerTarget + 2 * destinationColumn)
-                    exit.store(b3, lowerTarget + 3 * destinationColumn)
-                }
+                tile(Rows4.self, x)
                 x += 4
             }
-            while x < outputWidth {
-                var upperSum = Vec16()
-                var lowerSum = Vec16()
-                for a in 0..<tapRows {
-                    let upper = top + a * sourceRow + x * step
-                    let lower = bottom + a * sourceRow + x * step
-                    let tapRow = taps + a * tapColumns
-                    for b in 0..<tapColumns {
-                        upperSum = upperSum.addingProduct(upper[b], tapRow[b])
-                        lowerSum = lowerSum.addingProduct(lower[b], tapRow[b])
-                    }
-                }
-                exit.store(upperSum, destinationY + x * destinationColumn)
-                if pair {
-                    exit.store(lowerSum, destinationY + destinationRow + x * destinationColumn)
-                }
-                x += 1
+            switch outputWidth - x {
+            case 3: tile(Rows3.self, x)
+            case 2: tile(Rows2.self, x)
+            case 1: tile(Rows1.self, x)
+            default: break
             }
-            exit.finish(destinationY, count: outputWidth, stride: destinationColumn)
-            if pair {
-                exit.finish(destinationY + destinationRow, count: outputWidth, stride: destinationColumn)
+            for row in 0..<R.value {
+                exit.finish(destinationY + row * destinationRow, count: outputWidth, stride: destinationColumn)
             }
-            y += pair ? 2 : 1
+        }
+        var y = 0
+        while y + 2 <= outputHeight {
+            tiles(Rows2.self, y)
+            y += 2
+        }
+        if y < outputHeight {
+            tiles(Rows1.self, y)
+        }
+    }
+
+    /// One tile of `R.value` output rows × `C.value` output columns (constants after specialization), stored bare.
+    /// Each output: one fused multiply-add chain over the taps in row-major order.
+    @inline(__always)
+    private static func tile<R: RowCount, C: RowCount>(
+        _: R.Type, _: C.Type, _ top: UnsafePointer<Vec16>, _ sourceRow: Int, _ step: Int,
+        _ taps: UnsafePointer<Vec16>, _ tapRows: Int, _ tapColumns: Int, _ target: UnsafeMutablePointer<Float>,
+        _ destinationRow: Int, _ destinationColumn: Int, _ exit: Exit16
+    ) {
+        let rows = R.value
+        let columns = C.value
+        var a0 = Vec16(), a1 = Vec16(), a2 = Vec16(), a3 = Vec16()
+        var b0 = Vec16(), b1 = Vec16(), b2 = Vec16(), b3 = Vec16()
+        for a in 0..<tapRows {
+            let upper = top + a * sourceRow
+            let lower = upper + step * sourceRow
+            let tapRow = taps + a * tapColumns
+            for b in 0..<tapColumns {
+                let tap = tapRow[b]
+                a0 = a0.addingProduct(upper[b], tap)
+                if columns > 1 { a1 = a1.addingProduct(upper[b + step], tap) }
+                if columns > 2 { a2 = a2.addingProduct(upper[b + 2 * step], tap) }
+                if columns > 3 { a3 = a3.addingProduct(upper[b + 3 * step], tap) }
+                if rows > 1 {
+                    b0 = b0.addingProduct(lower[b], tap)
+                    if columns > 1 { b1 = b1.addingProduct(lower[b + step], tap) }
+                    if columns > 2 { b2 = b2.addingProduct(lower[b + 2 * step], tap) }
+                    if columns > 3 { b3 = b3.addingProduct(lower[b + 3 * step], tap) }
+                }
+            }
+        }
+        exit.store(a0, target)
+        if columns > 1 { exit.store(a1, target + destinationColumn) }
+        if columns > 2 { exit.store(a2, target + 2 * destinationColumn) }
+        if columns > 3 { exit.store(a3, target + 3 * destinationColumn) }
+        if rows > 1 {
+            let lowerTarget = target + destinationRow
+            exit.store(b0, lowerTarget)
+            if columns > 1 { exit.store(b1, lowerTarget + destinationColumn) }
+            if columns > 2 { exit.store(b2, lowerTarget + 2 * destinationColumn) }
+            if columns > 3 { exit.store(b3, lowerTarget + 3 * destinationColumn) }
         }
     }
 }

@@ -4,9 +4,30 @@ public enum Pointwise512 {
     /// Rows per register block.
     public static let blockRows = 12
 
-    /// Runs tasks `tasks` of a product. The rows are cut into G = ⌈rows / 12⌉ groups as even as can be (sizes
-    /// differ by one at most, so a 16-pixel layer runs as 8 + 8 rather than 12 + 4, whose 4-row block had too few
-    /// accumulators to keep both FMA units busy); task t is group t / panels times panel t % panels.
+    /// Panels per block for a product of `rows` rows: 1, or for 1–4 rows (squeeze-excite, the classifier, and
+    /// every product at batch 1's last stage) enough panels that a block has 8–12 accumulators. With one panel, a
+    /// 1-row block was a single multiply-add chain, waiting out each instruction's latency.
+    static func panelsPerBlock(rows: Int) -> Int {
+        switch rows {
+        case 1: 8
+        case 2: 6
+        case 3: 4
+        case 4: 3
+        default: 1
+        }
+    }
+
+    /// How many tasks `run` cuts a product into.
+    public static func taskCount(rows: Int, outputs n: Int) -> Int {
+        let wide = panelsPerBlock(rows: rows)
+        let panelCount = (n + 15) / 16
+        return (rows + blockRows - 1) / blockRows * ((panelCount + wide - 1) / wide)
+    }
+
+    /// Runs tasks `tasks` (of `taskCount`) of a product. The rows are cut into G = ⌈rows / 12⌉ groups as even as
+    /// can be (sizes differ by one at most, so a 16-pixel layer runs as 8 + 8 rather than 12 + 4, whose 4-row
+    /// block had too few accumulators to keep both FMA units busy); task t is group t / panels times panel
+    /// t % panels. Products of 1–4 rows take several panels per task instead (see `panelsPerBlock`).
     /// y = f(x · Wᵀ * scale + shift), or the bare product when `scale` is nil.
     public static func run(
         input: UnsafePointer<Float>, rows: Int, inputs k: Int, outputs n: Int, panels: UnsafePointer<Float>,
@@ -14,6 +35,15 @@ public enum Pointwise512 {
         output: UnsafeMutablePointer<Float>, tasks: Range<Int>
     ) {
         let panelCount = (n + 15) / 16
+        if panelsPerBlock(rows: rows) > 1 {
+            switch rows {
+            case 1: wideTasks(Rows1.self, Rows8.self, input, k, n, panels, scale, shift, activation, output, tasks)
+            case 2: wideTasks(Rows2.self, Rows6.self, input, k, n, panels, scale, shift, activation, output, tasks)
+            case 3: wideTasks(Rows3.self, Rows4.self, input, k, n, panels, scale, shift, activation, output, tasks)
+            default: wideTasks(Rows4.self, Rows3.self, input, k, n, panels, scale, shift, activation, output, tasks)
+            }
+            return
+        }
         let groups = (rows + blockRows - 1) / blockRows
         for task in tasks {
             let group = task / panelCount
@@ -82,6 +112,72 @@ public enum Pointwise512 {
         if r > 10 { exit.store(s10, c + 10 * n) }
         if r > 11 { exit.store(s11, c + 11 * n) }
         exit.finish(c, count: r, stride: n)
+    }
+}
+
+extension Pointwise512 {
+    /// Tasks of `R.value` rows × up to `W.value` panels each; a last group of fewer panels gets its own width.
+    @inline(__always)
+    fileprivate static func wideTasks<R: RowCount, W: RowCount>(
+        _: R.Type, _: W.Type, _ a: UnsafePointer<Float>, _ k: Int, _ n: Int, _ panels: UnsafePointer<Float>,
+        _ scale: UnsafePointer<Float>?, _ shift: UnsafePointer<Float>?, _ activation: Activation16,
+        _ output: UnsafeMutablePointer<Float>, _ tasks: Range<Int>
+    ) {
+        let panelCount = (n + 15) / 16
+        for task in tasks {
+            let first = task * W.value
+            let column = first * 16
+            @inline(__always)
+            func block<P: RowCount>(_: P.Type) {
+                wideBlock(R.self, P.self, a, k, panels + column * k, output + column, n, column, scale, shift, activation)
+            }
+            switch min(W.value, panelCount - first) {
+            case W.value: block(W.self)
+            case 7: block(Rows7.self)
+            case 6: block(Rows6.self)
+            case 5: block(Rows5.self)
+            case 4: block(Rows4.self)
+            case 3: block(Rows3.self)
+            case 2: block(Rows2.self)
+            default: block(Rows1.self)
+            }
+        }
+    }
+
+    /// `R.value` rows × `P.value` consecutive panels starting at output channel `column`: R · P ≤ 12 accumulators,
+    /// which the compiler keeps in registers once both counts are constants. Each output: one fused multiply-add
+    /// chain over p in order, as in `block`.
+    @inline(__always)
+    private static func wideBlock<R: RowCount, P: RowCount>(
+        _: R.Type, _: P.Type, _ a: UnsafePointer<Float>, _ k: Int, _ b: UnsafePointer<Float>,
+        _ c: UnsafeMutablePointer<Float>, _ n: Int, _ column: Int, _ scale: UnsafePointer<Float>?,
+        _ shift: UnsafePointer<Float>?, _ activation: Activation16
+    ) {
+        let rows = R.value
+        let width = P.value
+        withUnsafeTemporaryAllocation(of: Vec16.self, capacity: 12) { sums in
+            for i in 0..<rows * width {
+                sums[i] = Vec16()
+            }
+            for p in 0..<k {
+                for q in 0..<width {
+                    let w = load16(b + q * 16 * k + p * 16)
+                    for r in 0..<rows {
+                        sums[r * width + q] = sums[r * width + q].addingProduct(Vec16(repeating: a[r * k + p]), w)
+                    }
+                }
+            }
+            for q in 0..<width {
+                let channel = column + q * 16
+                let exit = Exit16(
+                    scale: scale.map { $0 + channel }, shift: shift.map { $0 + channel }, activation: activation,
+                    lanes: min(16, n - channel))
+                for r in 0..<rows {
+                    exit.store(sums[r * width + q], c + r * n + q * 16)
+                }
+                exit.finish(c + q * 16, count: rows, stride: n)
+            }
+        }
     }
 }
 

@@ -9,7 +9,7 @@ func benchCommand(_ argv: [String]) throws {
     let args = try Arguments(
         argv,
         options: [
-            "threads", "space", "only", "models", "plugins", "daemon", "target",
+            "threads", "space", "only", "rounds", "models", "plugins", "daemon", "target",
             "soak", "model", "evaluations", "seeds",
         ],
         flags: ["json"], hint: hint)
@@ -79,6 +79,7 @@ func benchEngine(_ args: Arguments, hint: String) throws {
     }
     var benchmark = EngineBenchmark(space: space)
     benchmark.only = args.value("only")
+    benchmark.repeats = try args.integer("rounds", default: benchmark.repeats, in: 1...1000)
     let results = benchmark.run()
     if args.flag("json") {
         var object: [String: Any] = results

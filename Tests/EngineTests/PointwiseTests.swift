@@ -5,10 +5,11 @@ import XCTest
 /// product, and both fused kernels against their bare output followed by `BatchNorm.apply`, bit for bit.
 final class PointwiseTests: XCTestCase {
     /// (rows, inputs, outputs): row counts around the 6-row block and the 48-row task, panel tails (outputs not a
-    /// multiple of 16, fewer than 8), and a product large enough to run on both threads.
+    /// multiple of 16, fewer than 8), a product large enough to run on both threads, and 1–4 rows over many
+    /// panels (AVX-512 runs those several panels per block, with a shorter last group).
     static let shapes: [(Int, Int, Int)] = [
         (1, 1, 1), (1, 80, 10), (5, 9, 16), (6, 24, 144), (7, 16, 24), (13, 40, 20), (49, 240, 40), (50, 3, 17),
-        (97, 144, 24), (784, 16, 96), (196, 480, 80),
+        (97, 144, 24), (784, 16, 96), (196, 480, 80), (1, 120, 480), (2, 60, 200), (3, 33, 150), (4, 70, 56),
     ]
 
     static let activations: [ActivationKind] = [.none, .relu, .hswish, .hsigmoid]
