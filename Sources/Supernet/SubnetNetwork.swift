@@ -273,11 +273,11 @@ public final class SubnetNetwork: @unchecked Sendable {
     /// - Warning: the logits live in `workspace`: valid until its next use, and only while it is alive
     ///   (wrap the use in `withExtendedLifetime(workspace)`).
     ///
-    /// A batch larger than `tileImages` runs tile by tile: each thread takes a contiguous share of the batch and
-    /// pushes `tileImages` images at a time through the whole network, so a tile's activations stay in that
-    /// core's cache instead of streaming the whole batch's through memory at every layer (measured with
-    /// `supernet bench engine`: see the README). Each image's logits depend only on that image and the tile
-    /// size, never on the thread count.
+    /// A batch larger than `tileImages` runs tile by tile: each thread claims `tileImages` images at a time and
+    /// pushes them through the whole network, so a tile's activations stay in that core's cache instead of
+    /// streaming the whole batch's through memory at every layer (measured with `supernet bench engine`: see the
+    /// README). Each image's logits depend only on that image and the tile size, never on the thread count or on
+    /// which thread ran the tile.
     public func forward(
         _ images: UnsafePointer<Float>, batch: Int, workspace: InferenceWorkspace
     )
@@ -293,9 +293,15 @@ public final class SubnetNetwork: @unchecked Sendable {
         let tiles = (batch + tile - 1) / tile
         let parts = min(Parallel.threadCount, tiles)
         workspace.ensureParts(parts)
+        // Tiles are claimed one at a time, so a thread slowed by another tenant of the machine takes fewer.
+        let nextTile = Atomic<Int>(0)
         Parallel.forEach(parts) { part in
             let w = workspace.part(part)
-            for t in (part * tiles / parts)..<((part + 1) * tiles / parts) {
+            while true {
+                let t = nextTile.add(1, ordering: .relaxed).oldValue
+                guard t < tiles else {
+                    break
+                }
                 let start = t * tile
                 let n = min(tile, batch - start)
                 let out = run(images + start * pixels, batch: n, workspace: w, calibration: nil)
