@@ -199,3 +199,5 @@ public enum Rows4: RowCount { public static var value: Int { 4 } }
 public enum Rows3: RowCount { public static var value: Int { 3 } }
 public enum Rows2: RowCount { public static var value: Int { 2 } }
 public enum Rows1: RowCount { public static var value: Int { 1 } }
+/// No constant: the callee uses its run-time value instead.
+public enum AnyCount: RowCount { public static var value: Int { 0 } }
