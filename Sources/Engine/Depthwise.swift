@@ -54,15 +54,20 @@ public enum Depthwise {
             // Tasks of one image × 16 channels (`Depthwise512`); the same sums as the AVX2 kernel below.
             let outputHeight = outputSize(height, kernel: kernel, stride: stride)
             let outputWidth = outputSize(width, kernel: kernel, stride: stride)
+            // With fewer images than threads, each image's rows are cut into one band per thread, each thread
+            // taking its own band (as `Pointwise` takes rows), so layer after layer a thread reads what it wrote.
             let blocks = (channels + 15) / 16
+            let bands = batch < Parallel.threadCount ? min(Parallel.threadCount, outputHeight) : 1
             let cost = batch * outputHeight * outputWidth * channels * kernel * kernel
             let bytes = Depthwise512.scratchBytes(height: height, width: width, kernel: kernel)
-            Parallel.forRanges(batch * blocks, cost: cost, minimumCost: minimumParallelCost) { range in
+            Parallel.forRanges(
+                batch * bands * blocks, cost: cost, minimumCost: minimumParallelCost, affine: bands > 1
+            ) { range in
                 ScratchPool.withVectors((bytes + 31) / 32) { scratch in
                     Depthwise512.forward(
                         input: input, height: height, width: width, channels: channels,
                         weights: weights, kernel: kernel, stride: stride, scale: scale, shift: shift,
-                        activation: Activation16(activation), output: output, tasks: range,
+                        activation: Activation16(activation), output: output, bands: bands, tasks: range,
                         scratch: UnsafeMutableRawPointer(scratch))
                 }
             }

@@ -67,6 +67,11 @@ public enum Pointwise {
     /// engine's idle threads spin, so a hand-off costs about one).
     static let minimumParallelCost = 1 << 16
 
+    /// Products of at most this many rows (one image's pixels: 784 at 28 × 28) give each thread its own half of
+    /// the rows (`Parallel.forRanges(affine:)`), matching `Depthwise`'s bands at batch 1; larger ones are
+    /// handed out in smaller ranges, which evens out a thread slowed by another tenant.
+    static let affineRows = 1024
+
     /// y = f(x · Wᵀ * scale + shift) (or x · Wᵀ when `scale` is nil); `rows` = N·H·W pixels. Overwrites `output`
     /// ([rows × outputs]); must not alias `input`.
     public static func forward(
@@ -122,7 +127,9 @@ public enum Pointwise {
         _ output: UnsafeMutablePointer<Float>
     ) {
         let tasks = Pointwise512.taskCount(rows: rows, outputs: n)
-        Parallel.forRanges(tasks, cost: rows * n * k, minimumCost: minimumParallelCost) { range in
+        Parallel.forRanges(
+            tasks, cost: rows * n * k, minimumCost: minimumParallelCost, affine: rows <= affineRows
+        ) { range in
             Pointwise512.run(
                 input: input, rows: rows, inputs: k, outputs: n, panels: panels, scale: scale, shift: shift,
                 activation: Activation16(activation), output: output, tasks: range)

@@ -8,13 +8,15 @@ public enum Depthwise512 {
         return ((height + 2 * pad) * (width + 2 * pad) + kernel * kernel) * MemoryLayout<Vec16>.stride
     }
 
-    /// Runs tasks `tasks` (image-major: task t is image t / blocks, channels (t % blocks) · 16 ..< +16) of
-    /// y = f(depthwise(x) * scale + shift), or the bare correlation when `scale` is nil. `scratch` holds
-    /// `scratchBytes` bytes, 64-byte aligned.
+    /// Runs tasks `tasks` of y = f(depthwise(x) * scale + shift), or the bare correlation when `scale` is nil.
+    /// Each image's output rows are cut into `bands` bands; task t is image t / (bands · blocks), band
+    /// t / blocks % bands, channels (t % blocks) · 16 ..< +16, so a contiguous run of tasks covers whole bands
+    /// (at batch 1, one band per thread keeps each thread on the rows it wrote in the layer before). `scratch`
+    /// holds `scratchBytes` bytes, 64-byte aligned.
     public static func forward(
         input: UnsafePointer<Float>, height: Int, width: Int, channels: Int, weights: UnsafePointer<Float>,
         kernel: Int, stride: Int, scale: UnsafePointer<Float>?, shift: UnsafePointer<Float>?,
-        activation: Activation16, output: UnsafeMutablePointer<Float>, tasks: Range<Int>,
+        activation: Activation16, output: UnsafeMutablePointer<Float>, bands: Int = 1, tasks: Range<Int>,
         scratch: UnsafeMutableRawPointer
     ) {
         let pad = kernel / 2
@@ -28,15 +30,22 @@ public enum Depthwise512 {
         let taps = plane + planeCount
         plane.initialize(repeating: .zero, count: planeCount)
         for task in tasks {
-            let image = task / blocks
+            let image = task / (blocks * bands)
+            let band = task / blocks % bands
             let channel = task % blocks * 16
             let lanes = min(16, channels - channel)
+            let firstRow = band * outputHeight / bands
+            let endRow = (band + 1) * outputHeight / bands
+            guard firstRow < endRow else {
+                continue
+            }
             for tap in 0..<tapCount {
                 taps[tap] = loadPartial16(weights + tap * channels + channel, lanes)
             }
             let source = input + image * height * width * channels + channel
             let interior = plane + pad * paddedWidth + pad
-            for y in 0..<height {
+            // Only the input rows this band reads; the others keep what an earlier task left, unread.
+            for y in max(0, firstRow * stride - pad)..<min(height, (endRow - 1) * stride - pad + kernel) {
                 for x in 0..<width {
                     interior[y * paddedWidth + x] = loadPartial16(source + (y * width + x) * channels, lanes)
                 }
@@ -51,7 +60,7 @@ public enum Depthwise512 {
             @inline(__always)
             func run<K: RowCount, S: RowCount>(_: K.Type, _: S.Type) {
                 correlate(
-                    K.self, S.self, plane, paddedWidth, stride, UnsafePointer(taps), kernel, outputHeight,
+                    K.self, S.self, plane, paddedWidth, stride, UnsafePointer(taps), kernel, firstRow..<endRow,
                     outputWidth, destination, outputWidth * channels, channels, exit)
             }
             switch (kernel, stride) {
@@ -66,13 +75,13 @@ public enum Depthwise512 {
         }
     }
 
-    /// All outputs of one 16-channel plane, in tiles of 2 rows × 4 columns; the plane's last row and last columns
+    /// Output rows `outputRows` of one 16-channel plane, in tiles of 2 rows × 4 columns; the plane's last row and last columns
     /// run as smaller tiles of their own (a 7-wide plane is 4 + 3 columns, not 4 + three single columns whose two
     /// accumulators left the multiply-add units idle).
     @inline(__always)
     private static func correlate<K: RowCount, S: RowCount>(
         _: K.Type, _: S.Type, _ source: UnsafePointer<Vec16>, _ sourceRow: Int, _ stride: Int,
-        _ taps: UnsafePointer<Vec16>, _ kernel: Int, _ outputHeight: Int, _ outputWidth: Int,
+        _ taps: UnsafePointer<Vec16>, _ kernel: Int, _ outputRows: Range<Int>, _ outputWidth: Int,
         _ destination: UnsafeMutablePointer<Float>, _ destinationRow: Int, _ destinationColumn: Int, _ exit: Exit16
     ) {
         let step = S.value > 0 ? S.value : stride
@@ -101,12 +110,12 @@ public enum Depthwise512 {
                 exit.finish(destinationY + row * destinationRow, count: outputWidth, stride: destinationColumn)
             }
         }
-        var y = 0
-        while y + 2 <= outputHeight {
+        var y = outputRows.lowerBound
+        while y + 2 <= outputRows.upperBound {
             tiles(Rows2.self, y)
             y += 2
         }
-        if y < outputHeight {
+        if y < outputRows.upperBound {
             tiles(Rows1.self, y)
         }
     }

@@ -30,6 +30,27 @@ final class DepthwiseTests: XCTestCase {
         }
     }
 
+    /// At batch 1 the rows are cut into one band per thread, at larger batches the images are shared out: the
+    /// bits must not depend on either.
+    func testForwardDoesNotDependOnThreadCount() {
+        for (batch, side, channels, kernel, stride) in [(1, 14, 144, 7, 1), (1, 7, 40, 5, 2), (2, 9, 24, 3, 1)] {
+            let outSide = (side - 1) / stride + 1
+            let x = Buffer(random: batch * side * side * channels, seed: 5)
+            let w = Buffer(random: kernel * kernel * channels, seed: 6)
+            let results = [1, 2, 3].map { threads in
+                withThreads(threads) {
+                    let y = Buffer(batch * outSide * outSide * channels, value: .nan)
+                    Depthwise.forward(
+                        input: x.constant, batch: batch, height: side, width: side, channels: channels,
+                        weights: w.constant, kernel: kernel, stride: stride, output: y.pointer)
+                    return y.array.map(\.bitPattern)
+                }
+            }
+            XCTAssertEqual(results[0], results[1], "batch \(batch) \(side)² k\(kernel) s\(stride), 2 threads")
+            XCTAssertEqual(results[0], results[2], "batch \(batch) \(side)² k\(kernel) s\(stride), 3 threads")
+        }
+    }
+
     func testBackwardsMatchFiniteDifferences() {
         for (index, shape) in Self.shapes.enumerated() {
             let (batch, height, width, channels, kernel, stride) = shape
