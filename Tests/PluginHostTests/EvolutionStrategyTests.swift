@@ -119,8 +119,9 @@ final class EvolutionStrategyTests: XCTestCase {
         let elapsed = clock.now - start
 
         // The plugin reads the host's clock before each batch, so it may see the deadline before the host's
-        // stop answer does; either way the search ends soon after 100 ms with what it has.
-        XCTAssertTrue(result.stoppedByHost || result.stats.wallMilliseconds >= 100)
+        // stop answer does; either way the search ends soon after 100 ms with what it has. The plugin's own wall
+        // time starts a little after the host's clock, so it may read just under 100.
+        XCTAssertTrue(result.stoppedByHost || result.stats.wallMilliseconds >= 90)
         XCTAssertNotNil(result.best)
         XCTAssertLessThan(result.stats.generations, 500)
         XCTAssertGreaterThanOrEqual(elapsed, .milliseconds(100))

@@ -63,8 +63,9 @@ final class StrategyBehaviourTests: XCTestCase {
 
             XCTAssertLessThan(elapsed, .milliseconds(200 + 150), "\(name) overran the deadline")
             XCTAssertGreaterThan(elapsed, .milliseconds(200), "\(name) stopped before the deadline")
-            // Stopped by the host's STOP answer or by the strategy's own look at the clock.
-            XCTAssertTrue(result.stoppedByHost || result.stats.wallMilliseconds >= 200, name)
+            // Stopped by the host's STOP answer or by the strategy's own look at the clock (its wall time starts a
+            // little after the host's clock, so it may read just under the deadline).
+            XCTAssertTrue(result.stoppedByHost || result.stats.wallMilliseconds >= 190, name)
             XCTAssertNotNil(result.best, name)
             XCTAssertLessThan(result.stats.evaluations, 100_000_000, name)
         }
