@@ -129,7 +129,8 @@ extension Pointwise512 {
             let column = first * 16
             @inline(__always)
             func block<P: RowCount>(_: P.Type) {
-                wideBlock(R.self, P.self, a, k, panels + column * k, output + column, n, column, scale, shift, activation)
+                wideBlock(
+                    R.self, P.self, a, k, panels + column * k, output + column, n, column, scale, shift, activation)
             }
             switch min(W.value, panelCount - first) {
             case W.value: block(W.self)
