@@ -87,20 +87,75 @@ public enum BatchNorm {
     /// dx (overwritten) = gamma * invStd / rows * (rows * dz - sum(dz) - xhat * sum(dz * xhat)),
     /// dGamma += sum(dz * xhat), dBeta += sum(dz). dx may alias dz.
     ///
-    /// TODO: reads dz and x twice (reduction pass, then element-wise pass); the training step could keep xhat
-    /// or fuse the activation backward into the first pass.
+    /// With an `activation` other than `.none`, `outputGradient` is the gradient of y = activation(z) instead, and
+    /// dz = dy * activation'(z) is formed on the fly with z = x * scale + shift, the forward's `apply` arithmetic
+    /// (so z is bitwise the value `apply` produced and the result equals `Elementwise.activationBackward`
+    /// followed by this function): the training step then neither stores z nor makes a pass of its own for dz.
     ///
     /// Computed as dx = gamma * invStd * (dz - sum(dz) / rows - xhat * sum(dz * xhat) / rows) with
-    /// xhat = (x - mean) * invStd. Two passes: a fixed-chunk reduction, then a parallel element-wise pass.
+    /// xhat = (x - mean) * invStd. Two passes: a fixed-chunk reduction over dy and x (which stores dz when there is
+    /// an activation), then a parallel element-wise pass over dz and x.
     public static func backward(
         outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Int, channels: Int,
         mean: UnsafePointer<Float>, invStd: UnsafePointer<Float>, gamma: UnsafePointer<Float>,
+        activation: ActivationKind = .none, scale: UnsafePointer<Float>? = nil, shift: UnsafePointer<Float>? = nil,
         inputGradient: UnsafeMutablePointer<Float>,
         gammaGradient: UnsafeMutablePointer<Float>, betaGradient: UnsafeMutablePointer<Float>
     ) {
         guard rows > 0 else {
             return
         }
+        precondition(
+            activation == .none || (scale != nil && shift != nil),
+            "batch norm backward through an activation needs the forward's scale and shift")
+        let statistics = Statistics(
+            mean: mean, invStd: invStd, gamma: gamma, scale: scale ?? mean, shift: shift ?? mean)
+        switch activation {
+        case .none:
+            backwardKernel(
+                IdentityActivation.self, outputGradient: outputGradient, input: input, rows: rows, channels: channels,
+                statistics: statistics, inputGradient: inputGradient, gammaGradient: gammaGradient,
+                betaGradient: betaGradient)
+        case .relu:
+            backwardKernel(
+                ReLUActivation.self, outputGradient: outputGradient, input: input, rows: rows, channels: channels,
+                statistics: statistics, inputGradient: inputGradient, gammaGradient: gammaGradient,
+                betaGradient: betaGradient)
+        case .hswish:
+            backwardKernel(
+                HSwishActivation.self, outputGradient: outputGradient, input: input, rows: rows, channels: channels,
+                statistics: statistics, inputGradient: inputGradient, gammaGradient: gammaGradient,
+                betaGradient: betaGradient)
+        case .hsigmoid:
+            backwardKernel(
+                HSigmoidActivation.self, outputGradient: outputGradient, input: input, rows: rows, channels: channels,
+                statistics: statistics, inputGradient: inputGradient, gammaGradient: gammaGradient,
+                betaGradient: betaGradient)
+        }
+    }
+
+    /// The per-channel arrays `backward` reads.
+    struct Statistics {
+        let mean: UnsafePointer<Float>
+        let invStd: UnsafePointer<Float>
+        let gamma: UnsafePointer<Float>
+        /// The forward's z = x * scale + shift (read only when there is an activation).
+        let scale: UnsafePointer<Float>
+        let shift: UnsafePointer<Float>
+    }
+
+    /// The body of `backward` for one activation.
+    static func backwardKernel<A: ActivationFunction>(
+        _ activation: A.Type, outputGradient: UnsafePointer<Float>, input: UnsafePointer<Float>, rows: Int,
+        channels: Int, statistics: Statistics, inputGradient: UnsafeMutablePointer<Float>,
+        gammaGradient: UnsafeMutablePointer<Float>, betaGradient: UnsafeMutablePointer<Float>
+    ) {
+        let (mean, invStd, gamma, scale, shift) =
+            (statistics.mean, statistics.invStd, statistics.gamma, statistics.scale, statistics.shift)
+        // With an activation the reduction pass forms dz, stores it in `inputGradient` and the element-wise pass
+        // reads it back from there (cheaper here than forming it twice); without one dz is dy.
+        let identity = A.self == IdentityActivation.self
+        let dz = identity ? outputGradient : UnsafePointer(inputGradient)
 
         let padded = RowReduction.paddedChannels(channels)
         ScratchPool.withFloats(3 * padded) { coefficients in
@@ -119,8 +174,15 @@ public enum BatchNorm {
                         var product = Vec8()
                         for row in range {
                             let index = row * channels + channel
-                            let gradient = loadPartial(outputGradient + index, lanes)
-                            let normalized = (loadPartial(input + index, lanes) - center) * inverse
+                            let x = loadPartial(input + index, lanes)
+                            var gradient = loadPartial(outputGradient + index, lanes)
+                            if !identity {
+                                let z = loadPartial(shift + channel, lanes)
+                                    .addingProduct(x, loadPartial(scale + channel, lanes))
+                                gradient = A.gradient(z, gradient)
+                                storePartial(gradient, inputGradient + index, lanes)
+                            }
+                            let normalized = (x - center) * inverse
                             sum += gradient
                             product = product.addingProduct(gradient, normalized)
                         }
@@ -151,10 +213,9 @@ public enum BatchNorm {
                     let base = row * channels
                     forEachGroup(channels) { channel, lanes in
                         let index = base + channel
-                        let normalized =
-                            (loadPartial(input + index, lanes) - loadPartial(mean + channel, lanes))
-                            * loadPartial(invStd + channel, lanes)
-                        let centered = loadPartial(outputGradient + index, lanes) - load8(offset + channel)
+                        let x = loadPartial(input + index, lanes)
+                        let normalized = (x - loadPartial(mean + channel, lanes)) * loadPartial(invStd + channel, lanes)
+                        let centered = loadPartial(dz + index, lanes) - load8(offset + channel)
                         let gradient =
                             load8(factor + channel)
                             * centered.addingProduct(-normalized, load8(slope + channel))

@@ -5,7 +5,6 @@ import Engine
 /// Buffers grow to the largest batch seen and are reused; nothing is allocated per step.
 final class ActivationStore {
     let convOutput = GrowableBuffer()
-    let preActivation = GrowableBuffer()
     let output = GrowableBuffer()
     let gradient = GrowableBuffer()
 }
@@ -52,10 +51,9 @@ final class PointwiseUnit {
 
         norm.prepare(input: conv, rows: rows, channels: outputs, training: training)
         let y = store.output.reserve(count)
-        let keep = training && activation != .none ? store.preActivation.reserve(count) : nil
         BatchNorm.apply(
             input: conv, rows: rows, channels: outputs, scale: norm.scale.pointer,
-            shift: norm.shift.pointer, activation: activation, preActivation: keep, output: y)
+            shift: norm.shift.pointer, activation: activation, preActivation: nil, output: y)
         return y
     }
 
@@ -64,17 +62,10 @@ final class PointwiseUnit {
         let count = rows * outChannels
         let conv = store.convOutput.reserve(count)
         let dz = store.gradient.reserve(count)
-        if activation == .none {
-            dz.update(from: dy, count: count)
-        } else {
-            Elementwise.activationBackward(
-                activation, input: store.preActivation.reserve(count),
-                outputGradient: dy, inputGradient: dz, count: count)
-        }
-
         BatchNorm.backward(
-            outputGradient: dz, input: conv, rows: rows, channels: outChannels,
+            outputGradient: dy, input: conv, rows: rows, channels: outChannels,
             mean: norm.mean.pointer, invStd: norm.invStd.pointer, gamma: norm.gamma.value.pointer,
+            activation: activation, scale: norm.scale.pointer, shift: norm.shift.pointer,
             inputGradient: dz, gammaGradient: norm.gamma.gradient.pointer,
             betaGradient: norm.beta.gradient.pointer)
 
@@ -211,10 +202,9 @@ final class ElasticDepthwiseUnit {
 
         norm.prepare(input: conv, rows: rows, channels: channels, training: training)
         let y = store.output.reserve(rows * channels)
-        let keep = training ? store.preActivation.reserve(rows * channels) : nil
         BatchNorm.apply(
             input: conv, rows: rows, channels: channels, scale: norm.scale.pointer,
-            shift: norm.shift.pointer, activation: activation, preActivation: keep, output: y)
+            shift: norm.shift.pointer, activation: activation, preActivation: nil, output: y)
         return (y, outH, outW)
     }
 
@@ -225,13 +215,11 @@ final class ElasticDepthwiseUnit {
             batch * SearchSpace.outputSide(height, stride: stride) * SearchSpace.outputSide(width, stride: stride)
         let count = rows * channels
         let dz = store.gradient.reserve(count)
-        Elementwise.activationBackward(
-            activation, input: store.preActivation.reserve(count), outputGradient: dy,
-            inputGradient: dz, count: count)
         BatchNorm.backward(
-            outputGradient: dz, input: store.convOutput.reserve(count), rows: rows,
+            outputGradient: dy, input: store.convOutput.reserve(count), rows: rows,
             channels: channels, mean: norm.mean.pointer, invStd: norm.invStd.pointer,
-            gamma: norm.gamma.value.pointer, inputGradient: dz,
+            gamma: norm.gamma.value.pointer, activation: activation, scale: norm.scale.pointer,
+            shift: norm.shift.pointer, inputGradient: dz,
             gammaGradient: norm.gamma.gradient.pointer, betaGradient: norm.beta.gradient.pointer)
 
         Depthwise.backwardInput(

@@ -36,10 +36,9 @@ final class StemUnit {
 
         norm.prepare(input: conv, rows: rows, channels: outputs, training: training)
         let y = store.output.reserve(rows * outputs)
-        let keep = training ? store.preActivation.reserve(rows * outputs) : nil
         BatchNorm.apply(
             input: conv, rows: rows, channels: outputs, scale: norm.scale.pointer,
-            shift: norm.shift.pointer, activation: .hswish, preActivation: keep, output: y)
+            shift: norm.shift.pointer, activation: .hswish, preActivation: nil, output: y)
         return y
     }
 
@@ -48,13 +47,11 @@ final class StemUnit {
         let rows = batch * height * width
         let count = rows * outputs
         let dz = store.gradient.reserve(count)
-        Elementwise.activationBackward(
-            .hswish, input: store.preActivation.reserve(count), outputGradient: dy,
-            inputGradient: dz, count: count)
         BatchNorm.backward(
-            outputGradient: dz, input: store.convOutput.reserve(count), rows: rows, channels: outputs,
+            outputGradient: dy, input: store.convOutput.reserve(count), rows: rows, channels: outputs,
             mean: norm.mean.pointer, invStd: norm.invStd.pointer, gamma: norm.gamma.value.pointer,
-            inputGradient: dz, gammaGradient: norm.gamma.gradient.pointer,
+            activation: .hswish, scale: norm.scale.pointer, shift: norm.shift.pointer, inputGradient: dz,
+            gammaGradient: norm.gamma.gradient.pointer,
             betaGradient: norm.beta.gradient.pointer)
         let work = scratch.reserve(
             DenseConv.scratchCount(

@@ -127,4 +127,63 @@ final class BatchNormTests: XCTestCase {
             XCTAssertEqual(aliased.array, dx.array, "bn backward in place \(shape)")
         }
     }
+
+    /// Backward through an activation: the same bits as the activation's own backward (on the stored z = x *
+    /// scale + shift) followed by the plain backward, whatever the thread count, in place or not.
+    func testBackwardThroughAnActivationEqualsTheTwoStepsBitwise() {
+        for kind in [ActivationKind.relu, .hswish, .hsigmoid] {
+            for (index, shape) in Self.shapes.enumerated() {
+                let (rows, channels) = shape
+                let count = rows * channels
+                let x = Buffer(random: count, seed: UInt64(index), low: -3, high: 3)
+                let mean = Buffer(random: channels, seed: 31, low: -0.5, high: 0.5)
+                let invStd = Buffer(random: channels, seed: 32, low: 0.5, high: 2)
+                let gamma = Buffer(random: channels, seed: 33, low: 0.5, high: 1.5)
+                let beta = Buffer(random: channels, seed: 34)
+                let scale = Buffer(channels)
+                let shift = Buffer(channels)
+                for c in 0..<channels {
+                    scale[c] = gamma[c] * invStd[c]
+                    shift[c] = beta[c] - mean[c] * scale[c]
+                }
+                let dy = Buffer(random: count, seed: 35)
+                let z = Buffer(count)
+                let y = Buffer(count)
+                BatchNorm.apply(
+                    input: x.constant, rows: rows, channels: channels, scale: scale.constant, shift: shift.constant,
+                    activation: kind, preActivation: z.pointer, output: y.pointer)
+
+                let expected = Buffer(count)
+                let expectedGamma = Buffer(channels, value: 1)
+                let expectedBeta = Buffer(channels, value: 2)
+                Elementwise.activationBackward(
+                    kind, input: z.constant, outputGradient: dy.constant, inputGradient: expected.pointer, count: count)
+                BatchNorm.backward(
+                    outputGradient: expected.constant, input: x.constant, rows: rows, channels: channels,
+                    mean: mean.constant, invStd: invStd.constant, gamma: gamma.constant,
+                    inputGradient: expected.pointer, gammaGradient: expectedGamma.pointer,
+                    betaGradient: expectedBeta.pointer)
+
+                for threads in [1, 2] {
+                    for inPlace in [false, true] {
+                        let gradient = inPlace ? dy.copy() : Buffer(count, value: .nan)
+                        let dGamma = Buffer(channels, value: 1)
+                        let dBeta = Buffer(channels, value: 2)
+                        withThreads(threads) {
+                            BatchNorm.backward(
+                                outputGradient: inPlace ? gradient.constant : dy.constant, input: x.constant,
+                                rows: rows, channels: channels, mean: mean.constant, invStd: invStd.constant,
+                                gamma: gamma.constant, activation: kind, scale: scale.constant, shift: shift.constant,
+                                inputGradient: gradient.pointer, gammaGradient: dGamma.pointer,
+                                betaGradient: dBeta.pointer)
+                        }
+                        let label = "\(kind) \(shape) threads \(threads) in place \(inPlace)"
+                        XCTAssertEqual(gradient.array, expected.array, "dx " + label)
+                        XCTAssertEqual(dGamma.array, expectedGamma.array, "dGamma " + label)
+                        XCTAssertEqual(dBeta.array, expectedBeta.array, "dBeta " + label)
+                    }
+                }
+            }
+        }
+    }
 }
