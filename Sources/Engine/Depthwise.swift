@@ -165,13 +165,27 @@ public enum Depthwise {
         inputGradient: UnsafeMutablePointer<Float>
     ) {
         precondition(kernel % 2 == 1 && stride >= 1, "depthwise needs an odd kernel and a positive stride")
+        let tapCount = kernel * kernel
+        if stride == 1 {
+            // With stride 1, dx is the forward correlation of dy with the kernel turned by half a turn (tap (i, j)
+            // as (k - 1 - i, k - 1 - j)), same padding: the forward kernels, AVX-512 where there is AVX-512, then
+            // do the work (measured: the phase loop below on 8 lanes took 11% of a one-thread training step).
+            ScratchPool.withFloats(tapCount * channels) { turned in
+                for tap in 0..<tapCount {
+                    (turned + (tapCount - 1 - tap) * channels).update(from: weights + tap * channels, count: channels)
+                }
+                forward(
+                    input: outputGradient, batch: batch, height: height, width: width, channels: channels,
+                    weights: turned, kernel: kernel, stride: 1, output: inputGradient)
+            }
+            return
+        }
         let pad = kernel / 2
         let outputHeight = outputSize(height, kernel: kernel, stride: stride)
         let outputWidth = outputSize(width, kernel: kernel, stride: stride)
         let blocks = (channels + 7) / 8
         let paddedWidth = outputWidth + 2 * pad
         let planeCount = (outputHeight + 2 * pad) * paddedWidth
-        let tapCount = kernel * kernel
         let cost = batch * outputHeight * outputWidth * channels * tapCount
 
         Parallel.forRanges(batch * blocks, cost: cost, minimumCost: minimumParallelCost) { range in
