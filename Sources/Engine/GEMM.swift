@@ -11,8 +11,10 @@ public enum GEMM {
     /// Rows (or columns) per block when splitting C.
     static let outputBlock = 256
 
-    /// Inner-dimension chunk when splitting the sum itself (weight gradients: small C, long sums).
-    static let innerChunk = 4096
+    /// Inner-dimension chunk when splitting the sum itself (weight gradients: small C, long sums). At 4096, the
+    /// last stages' weight gradients at batch 128 (sums of 2,048 and 6,272 pixels) ran on one thread: 5% of a
+    /// two-thread training step's samples were OpenBLAS on the calling thread alone.
+    static let innerChunk = 1024
 
     /// Below this many multiply-adds a product is one call on the caller's thread.
     static let minimumParallelCost = 1 << 20
@@ -26,7 +28,7 @@ public enum GEMM {
     /// op(A) is m × k, op(B) is k × n, C is m × n; lda/ldb/ldc are row strides of the stored matrices.
     ///
     /// Empty shapes (m or n = 0) do nothing; k = 0 scales C by beta. With beta = 0, C is not read. Blocking:
-    /// m ≥ 512 splits C into 256-row blocks; otherwise k ≥ 8192 splits the sum into 4096-long chunks (each into
+    /// m ≥ 512 splits C into 256-row blocks; otherwise k ≥ 2048 splits the sum into 1024-long chunks (each into
     /// scratch, then added in chunk order, which rounds once more per chunk); otherwise n ≥ 512 splits C into
     /// 256-column blocks. Thread-safe for distinct outputs.
     public static func multiply(

@@ -86,7 +86,7 @@ final class DenseConvTests: XCTestCase {
 
     /// Small shapes (one call) and shapes that take each blocking path: rows, inner chunks, columns.
     func testGEMMMatchesNaiveLoopWithTransposesAndStrides() {
-        for (m, n, k) in [(5, 7, 9), (600, 4, 500), (16, 8, 9000), (3, 600, 700)] {
+        for (m, n, k) in [(5, 7, 9), (600, 4, 500), (16, 8, 9000), (16, 8, 2500), (3, 600, 700)] {
             for transposeA in [false, true] {
                 for transposeB in [false, true] {
                     for beta: Float in [0, 2] {

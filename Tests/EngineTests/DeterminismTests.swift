@@ -87,6 +87,26 @@ final class DeterminismTests: XCTestCase {
         }
     }
 
+    /// A weight-gradient product (small C, a sum over 2,500 pixels that is cut into chunks) and an input-gradient
+    /// product (cut into row blocks).
+    func testGEMM() {
+        let (outputs, inputs, pixels) = (80, 120, 2500)
+        let dz = Buffer(random: pixels * outputs, seed: 13)
+        let x = Buffer(random: pixels * inputs, seed: 14)
+        let w = Buffer(random: outputs * inputs, seed: 15)
+        assertThreadIndependent("gemm") {
+            let dw = Buffer(outputs * inputs, value: 1)
+            let dx = Buffer(pixels * inputs)
+            GEMM.multiply(
+                transposeA: true, transposeB: false, m: outputs, n: inputs, k: pixels, alpha: 1, a: dz.constant,
+                lda: outputs, b: x.constant, ldb: inputs, beta: 1, c: dw.pointer, ldc: inputs)
+            GEMM.multiply(
+                transposeA: false, transposeB: false, m: pixels, n: inputs, k: outputs, alpha: 1, a: dz.constant,
+                lda: outputs, b: w.constant, ldb: inputs, beta: 0, c: dx.pointer, ldc: inputs)
+            return [dw, dx]
+        }
+    }
+
     func testBatchNormAndElementwise() {
         let (batch, spatial, channels) = (8, 196, 144)
         let rows = batch * spatial
