@@ -38,7 +38,7 @@ let package = Package(
 
         // Kernels. EngineAVX512 alone is compiled for AVX-512; Engine calls it only on processors that have it.
         .target(name: "EngineAVX512", swiftSettings: avx512Flags),
-        .target(name: "Engine", dependencies: ["COpenBLAS", "EngineAVX512"], swiftSettings: kernelFlags),
+        .target(name: "Engine", dependencies: ["COpenBLAS", "CLinux", "EngineAVX512"], swiftSettings: kernelFlags),
         .target(name: "Digest"),
         .target(name: "LatencyTable"),
         .target(name: "Wire", dependencies: ["CLZ4", "Digest"]),

@@ -1,6 +1,7 @@
 import Engine
 import Foundation
 import Supernet
+import Synchronization
 
 /// Wall-clock seconds from a monotonic clock.
 func now() -> Double {
@@ -41,6 +42,9 @@ public struct EngineBenchmark {
     public func run() -> [String: Double] {
         let supernet = ElasticSupernet(space: space, seed: 1)
         var results: [String: Double] = ["threads": Double(Parallel.threadCount)]
+        if Parallel.threadCount > 1 {
+            results["core_round_trip_ns"] = Self.coreRoundTripNanoseconds()
+        }
         func wanted(_ name: String) -> Bool { only.map { name.contains($0) } ?? true }
         for (label, arch) in [("largest", space.largest), ("smallest", space.smallest)] {
             let network = try! SubnetNetwork(supernet.extract(arch))
@@ -64,6 +68,48 @@ public struct EngineBenchmark {
             buffer[i] = random.nextGaussian()
         }
         return buffer
+    }
+
+    /// Nanoseconds for one value to go from this thread to a second one and back through a shared word: the
+    /// median of 5 runs of about 20 ms each. On a 2-core virtual machine the two threads run on the two virtual
+    /// CPUs; whether those share a cache (about 80 ns here) or not (several times more) changes from hour to
+    /// hour, and batch-1 inference on two threads, which hands data between the cores at every layer, moves with
+    /// it. Time-boxed: on one CPU (`taskset`) each trip waits for a time slice, and the figure is then large.
+    static func coreRoundTripNanoseconds() -> Double {
+        final class Court: @unchecked Sendable {
+            let ball = Atomic<Int>(0)
+            let over = Atomic<Bool>(false)
+        }
+        let court = Court()
+        let partner = Thread {
+            var expected = 1
+            while !court.over.load(ordering: .relaxed) {
+                if court.ball.load(ordering: .acquiring) == expected {
+                    court.ball.store(expected + 1, ordering: .releasing)
+                    expected += 2
+                }
+            }
+        }
+        partner.start()
+        defer { court.over.store(true, ordering: .relaxed) }
+        var times: [Double] = []
+        var serve = 1
+        for _ in 0..<5 {
+            let start = now()
+            var trips = 0
+            var elapsed = 0.0
+            while elapsed < 0.02 {
+                for _ in 0..<64 {
+                    court.ball.store(serve, ordering: .releasing)
+                    while court.ball.load(ordering: .acquiring) != serve + 1 {}
+                    serve += 2
+                }
+                trips += 64
+                elapsed = now() - start
+            }
+            times.append(elapsed / Double(trips) * 1e9)
+        }
+        return median(times)
     }
 
     /// Times `body` (which processes `items` images per call) and returns the median and the best images/s.

@@ -1,4 +1,7 @@
 // Linux system headers that Glibc's Swift module does not cover: epoll, eventfd, signalfd, the thread id.
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -18,4 +21,15 @@ static inline pid_t supernet_thread_id(void) { return (pid_t)syscall(SYS_gettid)
 static inline int supernet_thread_idle_policy(void) {
     struct sched_param parameter = {0};
     return sched_setscheduler(0, SCHED_IDLE, &parameter);
+}
+
+// How many processors the calling thread may run on (its affinity mask: taskset, a cpuset, systemd's
+// CPUAffinity=); 0 if the mask cannot be read.
+static inline int supernet_allowed_processor_count(void) {
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+        return 0;
+    }
+    return CPU_COUNT(&allowed);
 }

@@ -1,4 +1,5 @@
 import CLinux
+import Engine
 import Foundation
 import Supernet
 import SystemdSupport
@@ -113,7 +114,7 @@ public final class DaemonRunner {
             archiveRungMs: Double(configuration.paretoRungMilliseconds))
         let threads =
             configuration.workerThreads > 0
-            ? configuration.workerThreads : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+            ? configuration.workerThreads : Parallel.availableProcessorCount
         return DaemonService(
             store: store, catalog: catalog, specializer: specializer, workerThreads: threads,
             queueCapacity: 4 * configuration.maxConnections, limits: serverLimits(), chunkBytes: 1 << 20,

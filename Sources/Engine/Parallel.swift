@@ -1,3 +1,4 @@
+import CLinux
 import COpenBLAS
 import Dispatch
 import Synchronization
@@ -12,9 +13,18 @@ import Glibc
 /// on the caller's thread. Thread-safe: any thread may call in, also concurrently.
 public enum Parallel {
     /// The configured thread count (≥ 1).
-    private static let configuredCount = Atomic<Int>(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    private static let configuredCount = Atomic<Int>(availableProcessorCount)
 
-    /// Number of threads kernels may use (default: active processor count). Also sets OpenBLAS's.
+    /// The processors this process may run on at start (`taskset`, a cgroup's cpuset, systemd's `CPUAffinity=`),
+    /// else the online ones: the default thread count. Counting the online ones alone gave two threads on one
+    /// allowed processor, where each hand-off waits for a time slice: the smallest subnet at batch 1 ran at half
+    /// the speed of one thread.
+    public static let availableProcessorCount: Int = {
+        let allowed = Int(supernet_allowed_processor_count())
+        return allowed > 0 ? allowed : max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    }()
+
+    /// Number of threads kernels may use (default: `availableProcessorCount`). Also sets OpenBLAS's.
     ///
     /// Deviation: OpenBLAS itself always stays at one thread; `GEMM` spreads its own fixed blocks over these
     /// threads (see `setThreadCount`).
