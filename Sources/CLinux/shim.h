@@ -1,7 +1,4 @@
 // Linux system headers that Glibc's Swift module does not cover: epoll, eventfd, signalfd, the thread id.
-#ifndef _GNU_SOURCE
-#define _GNU_SOURCE
-#endif
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
@@ -24,12 +21,18 @@ static inline int supernet_thread_idle_policy(void) {
 }
 
 // How many processors the calling thread may run on (its affinity mask: taskset, a cpuset, systemd's
-// CPUAffinity=); 0 if the mask cannot be read.
+// CPUAffinity=); 0 if the mask cannot be read. The raw system call, because glibc declares sched_getaffinity and
+// CPU_COUNT only under _GNU_SOURCE, which would make this module's view of the system headers differ from the
+// other modules' (a clean build then fails on conflicting definitions).
 static inline int supernet_allowed_processor_count(void) {
-    cpu_set_t allowed;
-    CPU_ZERO(&allowed);
-    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) {
+    unsigned long mask[16] = {0};
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    if (bytes <= 0) {
         return 0;
     }
-    return CPU_COUNT(&allowed);
+    int count = 0;
+    for (long word = 0; word < bytes / (long)sizeof mask[0]; word++) {
+        count += __builtin_popcountl(mask[word]);
+    }
+    return count;
 }
