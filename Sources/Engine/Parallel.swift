@@ -74,6 +74,17 @@ public enum Parallel {
         _ = pthread_setspecific(callerOnlyKey, UnsafeRawPointer(bitPattern: 1))
     }
 
+    /// Runs `body` with every parallel loop it starts on the calling thread alone, then restores the thread's
+    /// previous setting. Results are the same as with the workers (as for any thread count).
+    public static func onCallerOnly<R>(_ body: () throws -> R) rethrows -> R {
+        let previous = pthread_getspecific(callerOnlyKey)
+        _ = pthread_setspecific(callerOnlyKey, UnsafeRawPointer(bitPattern: 1))
+        defer {
+            _ = pthread_setspecific(callerOnlyKey, previous)
+        }
+        return try body()
+    }
+
     /// How parallel loops reach the other threads.
     public enum Backend: Int, Sendable {
         /// The engine's own persistent worker threads (spin briefly, then sleep): the default. Measured with

@@ -208,6 +208,8 @@ public final class SubnetNetwork: @unchecked Sendable {
     let classifierBias: FloatBuffer
     /// The classifier's scale in `Pointwise.forward` (its bias is the shift).
     let classifierOnes: FloatBuffer
+    /// How small batches use the threads (see `runSmall`).
+    private let threadChoice = Mutex(ThreadChoice())
 
     /// Builds the network from a subnet's tensors.
     /// - Throws: `SubnetError` naming a missing or mis-shaped tensor.
@@ -285,7 +287,7 @@ public final class SubnetNetwork: @unchecked Sendable {
     {
         let tile = Self.tileImages
         guard batch > tile else {
-            return run(images, batch: batch, workspace: workspace, calibration: nil)
+            return runSmall(images, batch: batch, workspace: workspace)
         }
         let classes = space.classes
         let pixels = space.imageSize * space.imageSize * space.inputChannels
@@ -308,6 +310,27 @@ public final class SubnetNetwork: @unchecked Sendable {
                 (logits + start * classes).update(from: out, count: n * classes)
             }
         }
+        return logits
+    }
+
+    /// A small batch, whose layers are cut between the threads: on all threads or on the caller's alone, as
+    /// `ThreadChoice` finds faster on this machine at the moment (the logits are the same either way). When
+    /// another thread is running this network, the call just uses all threads, untimed.
+    private func runSmall(
+        _ images: UnsafePointer<Float>, batch: Int, workspace: InferenceWorkspace
+    ) -> UnsafeMutablePointer<Float> {
+        guard Parallel.threadCount > 1, let all = threadChoice.withLockIfAvailable({ $0.next() }) else {
+            return run(images, batch: batch, workspace: workspace, calibration: nil)
+        }
+        let clock = ContinuousClock()
+        let start = clock.now
+        let logits =
+            all
+            ? run(images, batch: batch, workspace: workspace, calibration: nil)
+            : Parallel.onCallerOnly { run(images, batch: batch, workspace: workspace, calibration: nil) }
+        let elapsed = (clock.now - start).components
+        let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+        threadChoice.withLock { $0.record(allThreads: all, seconds: seconds) }
         return logits
     }
 
