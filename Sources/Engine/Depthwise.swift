@@ -168,8 +168,8 @@ public enum Depthwise {
         let tapCount = kernel * kernel
         if stride == 1 {
             // With stride 1, dx is the forward correlation of dy with the kernel turned by half a turn (tap (i, j)
-            // as (k - 1 - i, k - 1 - j)), same padding: the forward kernels, AVX-512 where there is AVX-512, then
-            // do the work (measured: the phase loop below on 8 lanes took 11% of a one-thread training step).
+            // as (k - 1 - i, k - 1 - j)), same padding, so the forward kernels (AVX-512 where there is AVX-512) do
+            // the work (measured: the phase loop below, on 8 lanes, took 11% of a one-thread training step).
             ScratchPool.withFloats(tapCount * channels) { turned in
                 for tap in 0..<tapCount {
                     (turned + (tapCount - 1 - tap) * channels).update(from: weights + tap * channels, count: channels)

@@ -314,8 +314,10 @@ public final class SubnetNetwork: @unchecked Sendable {
     }
 
     /// A small batch, whose layers are cut between the threads: on all threads or on the caller's alone, as
-    /// `ThreadChoice` finds faster on this machine at the moment (the logits are the same either way). When
-    /// another thread is running this network, the call just uses all threads, untimed.
+    /// `ThreadChoice` finds faster on this machine at the moment (the logits are the same either way). Concurrent
+    /// calls share the choice and hold its lock only to ask and to report; one that finds it held runs on all
+    /// threads, untimed. (A concurrent call that finds the worker pool busy runs alone yet reports as all threads,
+    /// which blurs the averages but not the results.)
     private func runSmall(
         _ images: UnsafePointer<Float>, batch: Int, workspace: InferenceWorkspace
     ) -> UnsafeMutablePointer<Float> {
